@@ -1,0 +1,1 @@
+//! OCI distribution client: references, auth, pull, push with cross-repository mounts, retries.

@@ -1,0 +1,127 @@
+//! Command-line definitions (clap derive structs only; behaviour lives in `commands`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// pyslip: build an OCI image from a Python app, without Docker, a daemon or root.
+#[derive(Debug, Parser)]
+#[command(name = "pyslip", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image and push it, or write it as an OCI layout or a tarball.
+    Build(BuildArgs),
+    /// Show what a build would do, and which file decided each value.
+    Plan(PlanArgs),
+}
+
+/// Which kind of process the image runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// An HTTP server listening on $PORT.
+    Web,
+    /// A background process: no port, no EXPOSE.
+    Worker,
+}
+
+/// Which installer puts the dependencies into the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Installer {
+    /// uv (pinned, fetched and verified by pyslip).
+    Uv,
+    /// The base image's own pip.
+    Pip,
+}
+
+/// Flags shared by `build` and `plan`: everything that changes the plan.
+#[derive(Debug, Args)]
+pub struct PlanFlags {
+    /// The project directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Python version (X.Y or X.Y.Z); overrides .python-version and friends.
+    #[arg(long, value_name = "X.Y")]
+    pub python: Option<String>,
+    /// Exact base image; wins over --base-repo.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Repository the `<X.Y>-slim` base tag is taken from.
+    #[arg(
+        long,
+        value_name = "REPO",
+        env = "PYSLIP_BASE_REPO",
+        default_value = "docker.io/library/python"
+    )]
+    pub base_repo: String,
+    /// Start command, run as `/bin/sh -c 'exec <cmd>'` so $PORT expands at container start.
+    #[arg(long, value_name = "STRING")]
+    pub cmd: Option<String>,
+    /// Port the server listens on (sets PORT and EXPOSE).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Extra environment variable for the image (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Web server or background worker.
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
+    /// Installer for requirements.txt / PEP 621 / setup.py projects.
+    #[arg(long, value_enum)]
+    pub installer: Option<Installer>,
+    /// User the container runs as (`root` to opt out of the unprivileged default).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+/// `pyslip build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Everything that decides the plan.
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    /// Image reference to tag (repeatable); pushed with --push.
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    pub tags: Vec<String>,
+    /// Push the image to the registry of every -t reference.
+    #[arg(long)]
+    pub push: bool,
+    /// Write a tarball that `docker load` and `podman load` accept.
+    #[arg(long, value_name = "FILE")]
+    pub tar: Option<PathBuf>,
+    /// Write (or add to) an OCI image layout directory.
+    #[arg(long = "oci-layout", value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Target platform of the base image.
+    #[arg(long, value_name = "OS/ARCH", default_value = "linux/amd64")]
+    pub platform: String,
+    /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Print one JSON object on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+    /// Ignore cached dependency layers and rebuild them.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Use this uv binary instead of the pinned one pyslip fetches.
+    #[arg(long, value_name = "PATH")]
+    pub uv: Option<PathBuf>,
+}
+
+/// `pyslip plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Everything that decides the plan.
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    /// Print the plan as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,19 @@
+//! The `pyslip` binary: parse the command line, run the command, render errors with hints.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            commands::report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
