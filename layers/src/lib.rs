@@ -2,3 +2,7 @@
 //! overlay upper dir to OCI layer with whiteouts, and safe extraction of untrusted layers.
 //!
 //! Sync code only; no registry or sandbox code lives here.
+
+pub mod digest;
+
+pub use digest::{Digest, DigestError};
