@@ -89,7 +89,7 @@ podman_ensure() {
 # Run every fixture once with podman (as root). Skipped when the same configs and
 # the same fixture digests were verified before.
 podman_verify() {
-	local stamp=$PYSLIP_STATE_DIR/podman-verified key version xy out
+	local stamp=$PYSLIP_STATE_DIR/podman-verified key version out
 	key=$( (
 		cat "$PYSLIP_CONTAINERS_CONF" "$PYSLIP_REGISTRIES_DROPIN"
 		cat "$PYSLIP_CACHE_DIR"/fixtures/*/summary.json
