@@ -80,11 +80,31 @@ start_detached() {
 	shift 2
 	# setsid -f forks, so $! would not be the daemon: let the child write its own pid.
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	setsid -f bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1
+	without_lock setsid -f bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1
 	local _
 	for _ in $(seq 50); do
 		[[ -s $pidfile ]] && return 0
 		sleep 0.1
 	done
 	die "could not start $1 (see $logfile)"
+}
+
+# Serialise concurrent runs of test-env.sh (several engineers share a machine).
+# The lock fd must not leak into daemons, or they would hold the lock forever:
+# everything long-lived is started through without_lock.
+take_lock() {
+	exec {PYSLIP_LOCK_FD}>/run/lock/pyslip-test-env.lock
+	if ! flock -n "$PYSLIP_LOCK_FD"; then
+		log "another scripts/test-env.sh is running; waiting for it"
+		flock -w 900 "$PYSLIP_LOCK_FD" || die "timed out waiting for /run/lock/pyslip-test-env.lock"
+	fi
+}
+
+# Run "$@" with the lock fd (if any) closed.
+without_lock() {
+	if [[ -n ${PYSLIP_LOCK_FD:-} ]]; then
+		"$@" {PYSLIP_LOCK_FD}>&-
+	else
+		"$@"
+	fi
 }
