@@ -8,10 +8,14 @@ pub mod digest;
 pub mod entry;
 pub mod error;
 pub mod hashing;
+pub mod unpack;
 pub mod writer;
 
 pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use hashing::HashingWriter;
+pub use unpack::{
+    OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,
+};
 pub use writer::{GZIP_LEVEL, LayerOptions, WrittenLayer, write_layer, write_layer_to_dir};
