@@ -4,6 +4,7 @@
 //! Sync code only; no registry or sandbox code lives here.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod diff;
 pub mod digest;
 pub mod entry;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod hashing;
 pub mod unpack;
 pub mod writer;
 
+pub use diff::diff_entries;
 pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
