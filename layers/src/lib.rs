@@ -9,6 +9,7 @@ pub mod digest;
 pub mod entry;
 pub mod error;
 pub mod hashing;
+pub mod tree;
 pub mod unpack;
 pub mod writer;
 
@@ -17,6 +18,7 @@ pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use hashing::HashingWriter;
+pub use tree::tree_entries;
 pub use unpack::{
     OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,
 };
