@@ -3,8 +3,6 @@
 //! Entry point: [`Client`] (built from a [`ClientConfig`]), with [`Client::pull_image`],
 //! [`Client::fetch_blob`] and [`Client::push`].
 #![cfg_attr(test, allow(clippy::unwrap_used))]
-// Upload plumbing (upload bodies, Location joining) lands with push in the next commit.
-#![allow(dead_code)]
 
 pub mod auth;
 pub mod blob;
@@ -13,6 +11,7 @@ pub mod error;
 pub mod manifest;
 pub mod platform;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod transport;
 
@@ -22,5 +21,6 @@ pub use error::{RegistryError, RegistryErrorDetail};
 pub use manifest::{Descriptor, ManifestToPush, media_types};
 pub use platform::{Platform, PlatformError};
 pub use pull::{FetchedManifest, PulledImage};
+pub use push::{BlobOutcome, BlobReport, BlobSource, PushBlob, PushReport};
 pub use reference::{Reference, ReferenceError, RepoRef};
 pub use transport::retry::RetryPolicy;
