@@ -143,7 +143,8 @@ pub(crate) fn check_bind_source(path: &Path) -> Result<Kind, SandboxError> {
     let fd = rustix::fs::openat2(
         rustix::fs::CWD,
         path,
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        // No O_NOFOLLOW: a trailing symlink must fail with ELOOP like any other component.
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )

@@ -139,7 +139,9 @@ impl Syscall for Linux {
             rustix::fs::openat2(
                 rustix::fs::CWD,
                 path,
-                flags | OFlags::NOFOLLOW,
+                // No O_NOFOLLOW: with RESOLVE_NO_SYMLINKS a trailing symlink is then ELOOP
+                // instead of an O_PATH handle on the link itself.
+                flags,
                 Mode::empty(),
                 ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
             )
