@@ -47,7 +47,7 @@ impl Blocker {
                 "inside Docker run with `--security-opt seccomp=unconfined` (or a profile allowing unshare/clone with namespace flags), or use a CI runner that permits user namespaces"
             }
             Blocker::RootlessOverlay => {
-                "use Linux 5.11 or newer and keep pyslip's cache on a filesystem with user xattrs (ext4, xfs, btrfs; tmpfs needs Linux 6.6)"
+                "use Linux 5.12 or newer (mount_setattr; overlay userxattr needs 5.11) and keep pyslip's cache on a filesystem with user xattrs (ext4, xfs, btrfs; tmpfs needs Linux 6.6)"
             }
         }
     }

@@ -264,7 +264,7 @@ mod tests {
             msg,
             "rootless sandbox unavailable: overlayfs refuses to mount in a user namespace"
         );
-        assert!(hint.contains("5.11"), "{hint}");
+        assert!(hint.contains("5.12"), "{hint}");
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn arrange_fds(fds: ChildFds) -> Result<ChildChannel, i32> {
         if libc::dup3(channel, 3, libc::O_CLOEXEC) < 0 {
             return Err(errno());
         }
-        // close_range(2) is newer than what rustix wraps; the sandbox needs Linux ≥ 5.11 anyway.
+        // close_range(2) is newer than what rustix wraps; the sandbox needs Linux ≥ 5.12 anyway (mount_setattr).
         if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) < 0 {
             return Err(errno());
         }
