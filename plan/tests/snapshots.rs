@@ -1,0 +1,196 @@
+//! Snapshot tests: `plan --json` of every `testdata/apps/<app>` compared with its checked-in
+//! `plan.json`. Run with `PYSLIP_UPDATE_SNAPSHOTS=1` to rewrite the snapshots after a deliberate change.
+
+use std::path::{Path, PathBuf};
+
+use pyslip_plan::{BuildPlan, Framework, Overrides, Server, Workload, plan};
+
+fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/apps")
+}
+
+/// The overrides `pyslip plan` uses by default; `plan.json` itself is excluded like a build output,
+/// so the snapshot does not describe itself.
+fn overrides(dir: &Path) -> Overrides {
+    Overrides {
+        base_repo: "docker.io/library/python".to_owned(),
+        exclude_outputs: vec![dir.join("plan.json")],
+        ..Overrides::default()
+    }
+}
+
+fn plan_of(app: &str) -> BuildPlan {
+    let dir = apps_dir().join(app);
+    match plan(&dir, &overrides(&dir)) {
+        Ok(plan) => plan,
+        Err(err) => panic!("{app}: {err} (hint: {:?})", err.hint()),
+    }
+}
+
+/// Writes `path` atomically (temp file + rename).
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("json.tmp");
+    fs_err::write(&tmp, text).expect("write snapshot");
+    fs_err::rename(&tmp, path).expect("rename snapshot");
+}
+
+struct Expect {
+    app: &'static str,
+    python: &'static str,
+    framework: Framework,
+    server: Option<Server>,
+    cmd_contains: &'static str,
+    port: Option<u16>,
+}
+
+const APPS: &[Expect] = &[
+    Expect {
+        app: "stdlib",
+        python: "3.14",
+        framework: Framework::Generic,
+        server: Some(Server::Python),
+        cmd_contains: "main.py",
+        port: Some(8000),
+    },
+    Expect {
+        app: "flask-requirements",
+        python: "3.13",
+        framework: Framework::Flask,
+        server: Some(Server::Gunicorn),
+        cmd_contains: "exec gunicorn app:app --bind \"0.0.0.0:$PORT\"",
+        port: Some(5000),
+    },
+    Expect {
+        app: "flask-pipenv",
+        python: "3.11",
+        framework: Framework::Flask,
+        server: Some(Server::Waitress),
+        cmd_contains: "exec waitress-serve --listen \"0.0.0.0:$PORT\" wsgi:application",
+        port: Some(5000),
+    },
+    Expect {
+        app: "fastapi-poetry",
+        python: "3.14",
+        framework: Framework::Fastapi,
+        server: Some(Server::Uvicorn),
+        cmd_contains: "exec uvicorn main:app --host 0.0.0.0 --port \"$PORT\"",
+        port: Some(8000),
+    },
+    Expect {
+        app: "fastapi-uv",
+        python: "3.14",
+        framework: Framework::Fastapi,
+        server: Some(Server::Uvicorn),
+        cmd_contains: "exec uvicorn uvapp.main:api --app-dir src",
+        port: Some(8000),
+    },
+    Expect {
+        app: "fastapi-scaffold",
+        python: "3.13",
+        framework: Framework::Fastapi,
+        server: Some(Server::Uvicorn),
+        cmd_contains: "exec uvicorn app.main:app",
+        port: Some(8000),
+    },
+    Expect {
+        app: "django",
+        python: "3.13",
+        framework: Framework::Django,
+        server: Some(Server::Gunicorn),
+        cmd_contains: "exec gunicorn mysite.wsgi:application",
+        port: Some(8000),
+    },
+    Expect {
+        app: "tornado",
+        python: "3.14",
+        framework: Framework::Tornado,
+        server: Some(Server::Python),
+        cmd_contains: "main.py",
+        port: Some(8888),
+    },
+    Expect {
+        app: "generic",
+        python: "3.14",
+        framework: Framework::Generic,
+        server: Some(Server::Python),
+        cmd_contains: "app.py",
+        port: Some(8000),
+    },
+    Expect {
+        app: "worker",
+        python: "3.14",
+        framework: Framework::None,
+        server: None,
+        cmd_contains: "exec python worker.py",
+        port: None,
+    },
+];
+
+#[test]
+fn every_app_plans_as_expected() {
+    for expect in APPS {
+        let plan = plan_of(expect.app);
+        assert_eq!(plan.python.value, expect.python, "{}: python", expect.app);
+        assert_eq!(
+            plan.framework.value, expect.framework,
+            "{}: framework",
+            expect.app
+        );
+        assert_eq!(
+            plan.server.as_ref().map(|s| s.value),
+            expect.server,
+            "{}: server",
+            expect.app
+        );
+        assert!(
+            plan.cmd
+                .value
+                .iter()
+                .any(|part| part.contains(expect.cmd_contains)),
+            "{}: cmd {:?}",
+            expect.app,
+            plan.cmd.value
+        );
+        assert_eq!(
+            plan.port.as_ref().map(|p| p.value),
+            expect.port,
+            "{}: port",
+            expect.app
+        );
+        assert_eq!(
+            plan.workload.value == Workload::Worker,
+            expect.port.is_none(),
+            "{}: workload",
+            expect.app
+        );
+        assert!(
+            plan.files.entries.iter().all(|e| e.path != "plan.json"),
+            "{}: plan.json excluded",
+            expect.app
+        );
+    }
+}
+
+#[test]
+fn snapshots_match() {
+    let update = std::env::var_os("PYSLIP_UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for expect in APPS {
+        let plan = plan_of(expect.app);
+        let json = serde_json::to_string_pretty(&plan).expect("serialize") + "\n";
+        let path = apps_dir().join(expect.app).join("plan.json");
+        if update {
+            write_atomic(&path, &json);
+            continue;
+        }
+        let checked_in = fs_err::read_to_string(&path).unwrap_or_default();
+        if checked_in != json {
+            stale.push(format!("--- {} ---\n{json}", path.display()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "snapshots differ (rerun with PYSLIP_UPDATE_SNAPSHOTS=1 if the change is intended):\n{}",
+        stale.join("\n")
+    );
+}
