@@ -2,7 +2,16 @@
 //! overlay upper dir to OCI layer with whiteouts, and safe extraction of untrusted layers.
 //!
 //! Sync code only; no registry or sandbox code lives here.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod digest;
+pub mod entry;
+pub mod error;
+pub mod hashing;
+pub mod writer;
 
 pub use digest::{Digest, DigestError};
+pub use entry::{EntryKind, FileSource, LayerEntry};
+pub use error::LayerError;
+pub use hashing::HashingWriter;
+pub use writer::{GZIP_LEVEL, LayerOptions, WrittenLayer, write_layer, write_layer_to_dir};
