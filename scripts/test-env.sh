@@ -26,6 +26,7 @@ main() {
 	case ${1:-} in
 	"") ;;
 	--stop)
+		take_lock
 		registries_stop
 		dockerd_stop
 		return 0
@@ -41,6 +42,7 @@ main() {
 	esac
 	((EUID == 0)) || die "run as root (it installs packages and starts services)"
 	local t0=$SECONDS docker_ok=""
+	take_lock
 	mkdir -p "$PYSLIP_STATE_DIR" "$PYSLIP_CACHE_DIR"
 
 	packages_ensure

@@ -43,6 +43,17 @@ pub enum LayerError {
     /// A host file or directory could not be read.
     #[error("could not read a file for the layer")]
     Read(#[source] io::Error),
+    /// An extended attribute of an overlay upper file could not be read.
+    #[error("could not read xattr {name} of {path}")]
+    Xattr {
+        /// The file.
+        path: PathBuf,
+        /// The attribute.
+        name: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Writing the archive (tar, gzip or the sink) failed.
     #[error("could not write the layer")]
     Write(#[source] io::Error),

@@ -4,14 +4,22 @@
 //! Sync code only; no registry or sandbox code lives here.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod diff;
 pub mod digest;
 pub mod entry;
 pub mod error;
 pub mod hashing;
+pub mod tree;
+pub mod unpack;
 pub mod writer;
 
+pub use diff::diff_entries;
 pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use hashing::HashingWriter;
+pub use tree::tree_entries;
+pub use unpack::{
+    OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,
+};
 pub use writer::{GZIP_LEVEL, LayerOptions, WrittenLayer, write_layer, write_layer_to_dir};

@@ -1,1 +1,23 @@
-//! Rootless sandbox: user, mount and PID namespaces around a root filesystem (sync, no tokio).
+//! Rootless sandbox: user, mount and PID namespaces around an overlay root filesystem (sync, no
+//! tokio). See [`Sandbox::run`] and [`probe`]; the fork/exec design is documented in `spawn.rs`.
+
+// Tests may unwrap: a panic is the failure report there.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod channel;
+mod config;
+mod error;
+mod exec;
+#[cfg(test)]
+mod fake;
+mod plan;
+mod probe;
+mod run;
+mod scrub;
+mod spawn;
+mod syscall;
+
+pub use config::{BindMount, ExitStatus, Output, Sandbox, Stdio};
+pub use error::{Blocker, SandboxError};
+pub use probe::{probe, probe_in};
+pub use scrub::remove_mountpoints;

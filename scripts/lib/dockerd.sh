@@ -15,7 +15,7 @@ dockerd_pidfile() { echo "$PYSLIP_STATE_DIR/dockerd.pid"; }
 
 # Start dockerd unless a working one answers; wait for `docker info`.
 dockerd_ensure() {
-	local i pidfile
+	local _ pidfile
 	pidfile=$(dockerd_pidfile)
 	command -v dockerd >/dev/null || die "dockerd not installed (apt-get install docker.io)"
 	if timeout 10 docker info >/dev/null 2>&1; then
@@ -30,7 +30,7 @@ dockerd_ensure() {
 			--insecure-registry "127.0.0.1:$PYSLIP_AUTH_PORT" \
 			--pidfile /run/docker.pid
 	fi
-	for i in $(seq 120); do
+	for _ in $(seq 120); do
 		if timeout 5 docker info >/dev/null 2>&1; then
 			log "dockerd is up ($(docker version -f '{{.Server.Version}}' 2>/dev/null), storage driver $(docker info -f '{{.Driver}}' 2>/dev/null))"
 			return 0

@@ -51,6 +51,7 @@ fixture_build() {
 		rm -f "$dir/rootfs.key" "$dir/rootfs.tar" "$dir/python-version" "$dir"/*.tmp*
 		log "mmdebstrap $suite (log: $dir/../$suite.log)"
 		local t0=$SECONDS
+		# shellcheck disable=SC2016 # "$1" is the hook's argument (the root directory)
 		mmdebstrap "${args[@]}" \
 			--customize-hook="chroot \"\$1\" python3 -c 'import platform; print(platform.python_version())' >'$dir/python-version.tmp'" \
 			--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old "$1"/var/log/apt/* "$1"/var/log/dpkg.log' \

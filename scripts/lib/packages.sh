@@ -9,10 +9,14 @@ PYSLIP_PACKAGES=(
 )
 
 packages_missing() {
+	local -A installed=()
 	local p status
+	# One dpkg-query for all (it prints nothing for unknown packages and exits 1).
+	while read -r p status; do
+		if [[ $status == installed ]]; then installed[${p%%:*}]=1; fi
+	done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PYSLIP_PACKAGES[@]}" 2>/dev/null || true)
 	for p in "${PYSLIP_PACKAGES[@]}"; do
-		status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-		[[ $status == installed ]] || echo "$p"
+		[[ -n ${installed[$p]:-} ]] || echo "$p"
 	done
 }
 

@@ -89,7 +89,7 @@ podman_ensure() {
 # Run every fixture once with podman (as root). Skipped when the same configs and
 # the same fixture digests were verified before.
 podman_verify() {
-	local stamp=$PYSLIP_STATE_DIR/podman-verified key version xy out
+	local stamp=$PYSLIP_STATE_DIR/podman-verified key version out
 	key=$( (
 		cat "$PYSLIP_CONTAINERS_CONF" "$PYSLIP_REGISTRIES_DROPIN"
 		cat "$PYSLIP_CACHE_DIR"/fixtures/*/summary.json
@@ -98,12 +98,12 @@ podman_verify() {
 	[[ $(cat "$stamp" 2>/dev/null) == "$key" ]] && return 0
 	local image=127.0.0.1:$PYSLIP_OPEN_PORT/library/python:3.11-slim
 	podman_pull "$image"
-	out=$(podman run --rm --network host "$image" python3 -c 'print(42)' 2>"$PYSLIP_STATE_DIR/podman-run.err") || true
+	out=$(without_lock podman run --rm --network host "$image" python3 -c 'print(42)' 2>"$PYSLIP_STATE_DIR/podman-run.err") || true
 	[[ $out == 42 ]] || die "podman run $image printed '$out', want 42: $(cat "$PYSLIP_STATE_DIR/podman-run.err")"
 	while read -r version; do
 		image=127.0.0.1:$PYSLIP_OPEN_PORT/library/python:${version%.*}-slim
 		podman_pull "$image"
-		out=$(podman run --rm --network host "$image" \
+		out=$(without_lock podman run --rm --network host "$image" \
 			python -c 'import platform; print(platform.python_version())' 2>"$PYSLIP_STATE_DIR/podman-run.err") || true
 		[[ $out == "$version" ]] ||
 			die "podman run $image printed '$out', want '$version': $(cat "$PYSLIP_STATE_DIR/podman-run.err")"
@@ -113,6 +113,6 @@ podman_verify() {
 }
 
 podman_pull() {
-	podman pull -q "$1" >/dev/null 2>"$PYSLIP_STATE_DIR/podman-pull.err" ||
+	without_lock podman pull -q "$1" >/dev/null 2>"$PYSLIP_STATE_DIR/podman-pull.err" ||
 		die "podman pull $1 failed: $(cat "$PYSLIP_STATE_DIR/podman-pull.err")"
 }

@@ -88,8 +88,8 @@ registry_free_port() {
 		if [[ $comm == docker-registry || $comm == registry ]]; then
 			warn "port $port is held by a foreign docker-registry (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)); stopping it"
 			kill -TERM "$pid" 2>/dev/null || true
-			local i
-			for i in $(seq 30); do
+			local _
+			for _ in $(seq 30); do
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.1
 			done
@@ -111,7 +111,7 @@ registry_stop() {
 # Make sure the registry on port $1 runs with the current config and answers.
 # $2 = "changed" forces a restart (its config was rewritten).
 registry_ensure() {
-	local port=$1 changed=${2:-} want pidfile status i
+	local port=$1 changed=${2:-} want pidfile status _
 	want=$(registry_expected_status "$port")
 	pidfile=$(registry_pidfile "$port")
 	if [[ -z $changed ]] && pidfile_alive "$pidfile"; then
@@ -127,7 +127,7 @@ registry_ensure() {
 	log "starting registry on 127.0.0.1:$port"
 	start_detached "$pidfile" "$(registry_log "$port")" \
 		docker-registry serve "$(registry_config "$port")"
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		status=$(http_status "http://127.0.0.1:$port/v2/" 1)
 		[[ $status == "$want" ]] && return 0
 		pidfile_alive "$pidfile" || break

@@ -1,0 +1,136 @@
+//! Dependency names: PEP 503 normalisation, PEP 508 requirement parsing and marker evaluation.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, PackageName, Requirement};
+
+use crate::version::PyVersion;
+
+/// PEP 503-normalises a distribution name (`Flask_Cors` → `flask-cors`); `None` when invalid.
+pub fn normalize(name: &str) -> Option<String> {
+    PackageName::from_str(name.trim())
+        .ok()
+        .map(|n| n.to_string())
+}
+
+/// The target environment markers are evaluated against: CPython on linux/x86_64.
+pub fn marker_env(python: &PyVersion) -> Option<MarkerEnvironment> {
+    let python_version = format!("{}.{}", python.major, python.minor);
+    // The latest patch stands in when only X.Y is known.
+    let full = format!(
+        "{}.{}.{}",
+        python.major,
+        python.minor,
+        python.patch.unwrap_or(99)
+    );
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: &full,
+        os_name: "posix",
+        platform_machine: "x86_64",
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system: "Linux",
+        platform_version: "",
+        python_full_version: &full,
+        python_version: &python_version,
+        sys_platform: "linux",
+    })
+    .ok()
+}
+
+/// A parsed PEP 508 requirement reduced to what detection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Req {
+    /// Normalised name.
+    pub name: String,
+    /// Normalised extras.
+    pub extras: Vec<String>,
+    /// Whether its markers hold in the target environment.
+    pub applies: bool,
+}
+
+/// Parses a PEP 508 requirement line; `Err` carries the parser's message (never its `Display`,
+/// which underlines the input and can assert on odd spans).
+pub fn parse_requirement(text: &str, env: Option<&MarkerEnvironment>) -> Result<Req, String> {
+    let requirement: Requirement = Requirement::from_str(text.trim()).map_err(|err| {
+        let message = err.message.to_string();
+        message
+            .lines()
+            .next()
+            .unwrap_or("invalid requirement")
+            .to_owned()
+    })?;
+    let applies = env.is_none_or(|env| requirement.evaluate_markers(env, &[]));
+    Ok(Req {
+        name: requirement.name.to_string(),
+        extras: requirement.extras.iter().map(|e| e.to_string()).collect(),
+        applies,
+    })
+}
+
+/// Packages that a known extra is documented to pull in, for sources without a lock (the
+/// requirements/PEP 621 case), so that server detection sees e.g. uvicorn behind `fastapi[standard]`.
+pub fn implied_by_extra(name: &str, extra: &str) -> &'static [&'static str] {
+    match (name, extra) {
+        ("fastapi", "standard" | "all" | "standard-no-fastapi-cloud-cli") => {
+            &["uvicorn", "fastapi-cli"]
+        }
+        _ => &[],
+    }
+}
+
+/// Adds `req` (and what its extras imply) to `names` when it applies.
+pub fn collect(req: &Req, names: &mut BTreeSet<String>) {
+    if !req.applies {
+        return;
+    }
+    names.insert(req.name.clone());
+    for extra in &req.extras {
+        for implied in implied_by_extra(&req.name, extra) {
+            names.insert((*implied).to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_pep503_normalised() {
+        assert_eq!(normalize("Flask_Cors").as_deref(), Some("flask-cors"));
+        assert_eq!(
+            normalize("zope.interface").as_deref(),
+            Some("zope-interface")
+        );
+        assert_eq!(normalize("uWSGI").as_deref(), Some("uwsgi"));
+        assert_eq!(normalize("not a name"), None);
+    }
+
+    #[test]
+    fn markers_are_evaluated_for_the_target() {
+        let env = marker_env(&PyVersion {
+            major: 3,
+            minor: 11,
+            patch: None,
+        });
+        let on = parse_requirement("gunicorn>=21; sys_platform == 'linux'", env.as_ref());
+        let off = parse_requirement("waitress; sys_platform == 'win32'", env.as_ref());
+        let old = parse_requirement("tomli; python_version < '3.11'", env.as_ref());
+        assert_eq!(on.map(|r| r.applies), Ok(true));
+        assert_eq!(off.map(|r| r.applies), Ok(false));
+        assert_eq!(old.map(|r| r.applies), Ok(false));
+    }
+
+    #[test]
+    fn extras_imply_servers() {
+        let req = parse_requirement("FastAPI[standard]>=0.115", None).expect("valid");
+        let mut names = BTreeSet::new();
+        collect(&req, &mut names);
+        assert!(
+            names.contains("fastapi") && names.contains("uvicorn") && names.contains("fastapi-cli")
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The registry client: configuration and the shared handle that pull and push hang off.
+
+use std::sync::Arc;
+
+use crate::auth::CredentialSources;
+use crate::error::RegistryError;
+use crate::transport::Transport;
+use crate::transport::retry::RetryPolicy;
+
+/// How a [`Client`] talks to registries.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Registries (`host[:port]`) spoken to without TLS verification: HTTPS without verifying
+    /// the certificate when the registry answers HTTPS, else plain HTTP (podman's and crane's
+    /// behaviour). Loopback registries always use plain HTTP and need no entry here.
+    pub insecure_registries: Vec<String>,
+    /// Where credentials are looked up.
+    pub credentials: CredentialSources,
+    /// Retry policy for transient failures.
+    pub retry: RetryPolicy,
+    /// Blobs transferred at once during a push.
+    pub max_concurrent_transfers: usize,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    /// Credentials from the environment, default retries, 4 parallel transfers.
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            credentials: CredentialSources::from_env(),
+            retry: RetryPolicy::default(),
+            max_concurrent_transfers: 4,
+            user_agent: concat!("pyslip/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// An OCI distribution client. Cheap to clone; clones share connections and auth tokens.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) max_concurrent_transfers: usize,
+}
+
+impl Client {
+    /// Build a client.
+    pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
+        let transport = Transport::new(
+            config.insecure_registries,
+            config.retry,
+            config.credentials,
+            &config.user_agent,
+        )?;
+        Ok(Self {
+            transport: Arc::new(transport),
+            max_concurrent_transfers: config.max_concurrent_transfers.max(1),
+        })
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
