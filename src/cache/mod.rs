@@ -3,7 +3,6 @@
 //! Layout under `${XDG_CACHE_HOME:-~/.cache}/pyslip` (every folder carries a version, so a format
 //! change never reads old bytes as new):
 //! - `blobs-v1/sha256/<hex>`: layers, configs and manifests, named by their digest;
-//! - `index-v1/<namespace>/<key>.json`: small records (e.g. which layer a key produced);
 //! - `tmp/`: temp files, on the same file system so that publishing is a rename.
 //!
 //! Every write goes to a temp file, is flushed to disk and renamed into place, so a killed build
@@ -12,4 +11,4 @@
 
 mod store;
 
-pub use store::{Cache, CacheError, PendingBlob};
+pub use store::{Cache, CacheError};

@@ -1,6 +1,6 @@
 //! The cache store: locating the cache directory, blob paths, atomic writes.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use layers::Digest;
@@ -8,8 +8,6 @@ use sha2::{Digest as _, Sha256};
 
 /// Version of the on-disk blob layout; bump it to invalidate every cached blob.
 const BLOBS_DIR: &str = "blobs-v1";
-/// Version of the on-disk index layout.
-const INDEX_DIR: &str = "index-v1";
 
 /// Errors from the cache.
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +79,7 @@ impl Cache {
 
     /// Open (creating if needed) a cache rooted at `root`.
     pub fn open(root: PathBuf) -> Result<Self, CacheError> {
-        for dir in [
-            root.join(BLOBS_DIR).join("sha256"),
-            root.join(INDEX_DIR),
-            root.join("tmp"),
-        ] {
+        for dir in [root.join(BLOBS_DIR).join("sha256"), root.join("tmp")] {
             fs_err::create_dir_all(dir)?;
         }
         let tag = root.join("CACHEDIR.TAG");
@@ -99,21 +93,9 @@ impl Cache {
         Ok(Self { root })
     }
 
-    /// The cache's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// A folder for temp files on the cache's file system.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
-    }
-
-    /// A versioned sub-folder of the cache (e.g. `roots-v1`), created if needed.
-    pub fn dir(&self, name: &str) -> Result<PathBuf, CacheError> {
-        let dir = self.root.join(name);
-        fs_err::create_dir_all(&dir)?;
-        Ok(dir)
     }
 
     /// Where the blob with this digest lives (whether or not it is there).
@@ -128,17 +110,18 @@ impl Cache {
             .map(|m| m.len())
     }
 
-    /// Read a (small) blob, verifying it against its digest; `None` when absent.
-    ///
-    /// A blob that fails verification is removed and reported, so the next build fetches it anew.
-    pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
+    /// Whether the blob is in the cache and hashes to its name; a corrupt one is removed (and
+    /// reported), so the caller fetches it anew.
+    pub fn verify_blob(&self, digest: &Digest) -> Result<bool, CacheError> {
         let path = self.blob_path(digest);
-        let bytes = match fs_err::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let mut file = match fs_err::File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(err) => return Err(err.into()),
         };
-        let actual = Digest::of(&bytes);
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher)?;
+        let actual = Digest::from_sha256(hasher.finalize().into());
         if &actual != digest {
             let _ = fs_err::remove_file(&path);
             return Err(CacheError::Corrupt {
@@ -146,7 +129,7 @@ impl Cache {
                 actual,
             });
         }
-        Ok(Some(bytes))
+        Ok(true)
     }
 
     /// Store bytes as a blob and return their digest.
@@ -168,34 +151,6 @@ impl Cache {
             size: 0,
             cache: self.clone(),
         })
-    }
-
-    /// Read an index record (`index-v1/<namespace>/<key>.json`); `None` when absent or unreadable.
-    pub fn read_index<T: serde::de::DeserializeOwned>(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Option<T> {
-        let path = self
-            .root
-            .join(INDEX_DIR)
-            .join(namespace)
-            .join(format!("{key}.json"));
-        let bytes = fs_err::read(path).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Write an index record atomically.
-    pub fn write_index<T: serde::Serialize>(
-        &self,
-        namespace: &str,
-        key: &str,
-        value: &T,
-    ) -> Result<(), CacheError> {
-        let dir = self.root.join(INDEX_DIR).join(namespace);
-        fs_err::create_dir_all(&dir)?;
-        let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-        write_atomic_in(&self.tmp_dir(), &dir.join(format!("{key}.json")), &bytes)
     }
 }
 
@@ -223,16 +178,6 @@ impl Write for PendingBlob {
 }
 
 impl PendingBlob {
-    /// Bytes written so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Copy everything from a reader into the blob.
-    pub fn fill_from(&mut self, reader: &mut impl Read) -> io::Result<u64> {
-        io::copy(reader, self)
-    }
-
     /// Flush to disk and publish under the content's digest; when `expected` is given and the
     /// content hashes differently, nothing is published and the digests are reported.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), CacheError> {
@@ -287,10 +232,8 @@ mod tests {
         let (_dir, cache) = cache();
         let digest = cache.write_blob(b"hello").expect("write");
         assert_eq!(digest, Digest::of(b"hello"));
-        assert_eq!(
-            cache.read_blob(&digest).expect("read").as_deref(),
-            Some(&b"hello"[..])
-        );
+        assert!(cache.verify_blob(&digest).expect("verify"));
+        assert!(!cache.verify_blob(&Digest::of(b"absent")).expect("verify"));
         assert_eq!(cache.blob_size(&digest), Some(5));
     }
 
@@ -300,7 +243,7 @@ mod tests {
         let digest = cache.write_blob(b"hello").expect("write");
         fs_err::write(cache.blob_path(&digest), b"jello").expect("corrupt it");
         assert!(matches!(
-            cache.read_blob(&digest),
+            cache.verify_blob(&digest),
             Err(CacheError::Corrupt { .. })
         ));
         assert!(!cache.blob_path(&digest).exists());
@@ -317,15 +260,5 @@ mod tests {
         assert!(!cache.blob_path(&wrong).exists());
         let leftovers = fs_err::read_dir(cache.tmp_dir()).expect("tmp").count();
         assert_eq!(leftovers, 0, "temp file left behind");
-    }
-
-    #[test]
-    fn index_records_round_trip() {
-        let (_dir, cache) = cache();
-        assert_eq!(cache.read_index::<Vec<u32>>("deps", "k"), None);
-        cache
-            .write_index("deps", "k", &vec![1u32, 2])
-            .expect("write");
-        assert_eq!(cache.read_index::<Vec<u32>>("deps", "k"), Some(vec![1, 2]));
     }
 }

@@ -69,7 +69,11 @@ pub fn entries(dir: &Path, plan: &BuildPlan) -> Result<Vec<LayerEntry>> {
     };
     let mut entries = vec![owned(workdir.clone(), EntryKind::Dir, 0o755)];
     if !user.is_root() {
-        entries.push(owned(DEFAULT_HOME.trim_start_matches('/').to_owned(), EntryKind::Dir, 0o755));
+        entries.push(owned(
+            DEFAULT_HOME.trim_start_matches('/').to_owned(),
+            EntryKind::Dir,
+            0o755,
+        ));
     }
     for file in &plan.files.entries {
         let path = format!("{workdir}/{}", file.path);
@@ -88,7 +92,12 @@ pub fn entries(dir: &Path, plan: &BuildPlan) -> Result<Vec<LayerEntry>> {
 }
 
 /// Write the app layer into the cache's blob store.
-pub fn write(cache: &Cache, dir: &Path, plan: &BuildPlan, opts: &LayerOptions) -> Result<WrittenLayer> {
+pub fn write(
+    cache: &Cache,
+    dir: &Path,
+    plan: &BuildPlan,
+    opts: &LayerOptions,
+) -> Result<WrittenLayer> {
     let entries = entries(dir, plan)?;
     let mut pending = cache.pending_blob()?;
     let layer = {
@@ -130,9 +139,21 @@ mod tests {
 
     #[test]
     fn user_forms() {
-        assert_eq!(RuntimeUser::parse("root").expect("root"), RuntimeUser { uid: 0, gid: 0 });
-        assert_eq!(RuntimeUser::parse("1000").expect("uid"), RuntimeUser { uid: 1000, gid: 1000 });
-        assert_eq!(RuntimeUser::parse("1:2").expect("pair"), RuntimeUser { uid: 1, gid: 2 });
+        assert_eq!(
+            RuntimeUser::parse("root").expect("root"),
+            RuntimeUser { uid: 0, gid: 0 }
+        );
+        assert_eq!(
+            RuntimeUser::parse("1000").expect("uid"),
+            RuntimeUser {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(
+            RuntimeUser::parse("1:2").expect("pair"),
+            RuntimeUser { uid: 1, gid: 2 }
+        );
         assert!(RuntimeUser::parse("www-data").is_err());
         assert!(RuntimeUser::parse("1:x").is_err());
     }

@@ -52,6 +52,30 @@ impl Requested {
             )
             .into());
         }
+        if let Some(tar) = &args.tar {
+            let parent = tar
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(UserError::new(
+                    format!(
+                        "--tar {}: the directory {} does not exist",
+                        tar.display(),
+                        parent.display()
+                    ),
+                    "create the directory first, or write the tarball somewhere else",
+                )
+                .into());
+            }
+            if tar.is_dir() {
+                return Err(UserError::new(
+                    format!("--tar {} is a directory", tar.display()),
+                    "give a file name, e.g. --tar image.tar (for a directory use --oci-layout DIR)",
+                )
+                .into());
+            }
+        }
         Ok(Self {
             tags,
             push: args.push,
@@ -115,7 +139,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .with_context(|| format!("resolving base image {base_ref}"))?;
         cache.write_blob(&pulled.manifest_bytes)?;
         cache.write_blob(&pulled.config_bytes)?;
-        printer.base(&base_ref, &pulled.manifest_digest, pulled.layers.len());
+        printer.base(&base_ref, &pulled.digest, pulled.layers.len());
 
         let app = {
             let cache = cache.clone();
@@ -127,7 +151,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .await
             .context("app layer task failed")??
         };
-        let new_layers = vec![new_layer(&app, LayerOrigin::App, app_layer::HISTORY.to_owned())];
+        printer.layer(LayerOrigin::App, &app.digest, app.size, false);
+        let new_layers = vec![new_layer(
+            &app,
+            LayerOrigin::App,
+            app_layer::HISTORY.to_owned(),
+        )];
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()
@@ -139,18 +168,28 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .collect();
         let settings = app_layer::settings(&plan, created)?;
         let annotations = [
-            ("org.opencontainers.image.base.name".to_owned(), base_ref.to_string()),
+            (
+                "org.opencontainers.image.base.name".to_owned(),
+                base_ref.to_string(),
+            ),
             (
                 "org.opencontainers.image.base.digest".to_owned(),
-                pulled.manifest_digest.to_string(),
+                pulled.digest.to_string(),
             ),
         ]
         .into();
-        let parts = image::assemble(&pulled.config_bytes, &base_layers, &new_layers, &settings, annotations)?;
+        let parts = image::assemble(
+            &pulled.config_bytes,
+            &base_layers,
+            &new_layers,
+            &settings,
+            annotations,
+        )?;
         cache.write_blob(&parts.config)?;
         cache.write_blob(&parts.manifest)?;
 
-        let written = outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
+        let written =
+            outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
         printer.finish(&parts, &written);
         Ok(())
     })
@@ -167,9 +206,4 @@ fn new_layer(layer: &WrittenLayer, origin: LayerOrigin, created_by: String) -> N
         created_by,
         origin,
     }
-}
-
-/// The project directory as given, for messages.
-pub fn display_dir(dir: &Path) -> String {
-    dir.display().to_string()
 }

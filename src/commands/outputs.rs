@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use pyslip_registry::{BlobSource, Client, ManifestToPush, PulledImage, PushBlob, PushReport, Reference};
+use pyslip_registry::{
+    BlobSource, Client, ManifestToPush, PulledImage, PushBlob, PushReport, Reference,
+};
 
 use crate::cache::Cache;
 use crate::commands::build::Requested;
@@ -38,7 +40,9 @@ pub async fn write_all(
         for (first, rest) in group_by_repository(&requested.tags) {
             let report = push(client, cache, image, base, &first, &rest).await?;
             let mut pushed = vec![first.to_string()];
-            pushed.extend(rest.iter().map(|t| first.with_tag(t).map(|r| r.to_string())).collect::<Result<Vec<_>, _>>()?);
+            for tag in &rest {
+                pushed.push(first.with_tag(tag)?.to_string());
+            }
             printer.pushed(&pushed, &report);
             written.pushes.push((pushed, report));
         }
@@ -83,7 +87,10 @@ fn group_by_repository(tags: &[Reference]) -> Vec<(Reference, Vec<String>)> {
             }
         }
     }
-    order.into_iter().filter_map(|k| groups.remove(&k)).collect()
+    order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .collect()
 }
 
 async fn push(
@@ -96,8 +103,11 @@ async fn push(
 ) -> Result<PushReport> {
     let mut blobs = Vec::new();
     for (blob, origin) in &image.layers {
+        // Base layers are mounted (same registry) or streamed from the base's registry; a copy
+        // in the cache (left by a local output) saves that download when the registries differ.
+        let cached = cache.blob_size(&blob.digest) == Some(blob.size);
         let source = match origin {
-            LayerOrigin::Base if cache.blob_size(&blob.digest) != Some(blob.size) => {
+            LayerOrigin::Base if !cached || target.registry() == base.repo.registry() => {
                 BlobSource::Remote(base.repo.clone())
             }
             _ => BlobSource::File(cache.blob_path(&blob.digest)),
@@ -134,8 +144,15 @@ async fn fetch_base_layers(
 ) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (blob, origin) in &image.layers {
-        if *origin != LayerOrigin::Base || cache.blob_size(&blob.digest) == Some(blob.size) {
+        if *origin != LayerOrigin::Base {
             continue;
+        }
+        match cache.verify_blob(&blob.digest) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            // A corrupt cached copy was removed: fetch it anew.
+            Err(crate::cache::CacheError::Corrupt { .. }) => {}
+            Err(err) => return Err(err.into()),
         }
         let descriptor = base
             .layers

@@ -60,8 +60,12 @@ impl Printer {
 
     /// A push finished.
     pub fn pushed(&self, refs: &[String], report: &PushReport) {
-        for (digest, outcome) in &report.blobs {
-            self.line(&format!("push    {} {}", short(digest), outcome_name(*outcome)));
+        for blob in &report.blobs {
+            self.line(&format!(
+                "push    {} {}",
+                short(&blob.digest),
+                outcome_name(blob.outcome)
+            ));
         }
         let counts = counts(report);
         self.line(&format!(
@@ -71,7 +75,7 @@ impl Printer {
             counts.mounted,
             counts.copied,
             counts.present,
-            human_size(report.bytes_sent)
+            human_size(counts.bytes_sent)
         ));
     }
 
@@ -99,16 +103,18 @@ struct Counts {
     mounted: u64,
     copied: u64,
     present: u64,
+    bytes_sent: u64,
 }
 
 fn counts(report: &PushReport) -> Counts {
     let mut c = Counts::default();
-    for (_, outcome) in &report.blobs {
-        match outcome {
+    for blob in &report.blobs {
+        c.bytes_sent += blob.bytes_sent;
+        match blob.outcome {
             BlobOutcome::Uploaded => c.uploaded += 1,
             BlobOutcome::Mounted => c.mounted += 1,
-            BlobOutcome::Copied => c.copied += 1,
-            BlobOutcome::Present => c.present += 1,
+            BlobOutcome::CopiedFromRegistry => c.copied += 1,
+            BlobOutcome::AlreadyPresent => c.present += 1,
         }
     }
     c
@@ -121,7 +127,10 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
         .iter()
         .map(|(blob, origin)| {
             let pushed = first_push.and_then(|r| {
-                r.blobs.iter().find(|(d, _)| d == &blob.digest).map(|(_, o)| outcome_name(*o))
+                r.blobs
+                    .iter()
+                    .find(|b| b.digest == blob.digest)
+                    .map(|b| outcome_name(b.outcome))
             });
             let mut layer = json!({
                 "digest": blob.digest.to_string(),
@@ -138,21 +147,20 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
     let refs: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
     let push = (!written.pushes.is_empty()).then(|| {
         let mut total = Counts::default();
-        let mut bytes_sent = 0;
         for (_, report) in &written.pushes {
             let c = counts(report);
             total.uploaded += c.uploaded;
             total.mounted += c.mounted;
             total.copied += c.copied;
             total.present += c.present;
-            bytes_sent += report.bytes_sent;
+            total.bytes_sent += c.bytes_sent;
         }
         json!({
             "uploaded": total.uploaded,
             "mounted": total.mounted,
             "copied": total.copied,
             "present": total.present,
-            "bytes_sent": bytes_sent,
+            "blob_bytes_sent": total.bytes_sent,
         })
     });
     json!({
@@ -178,8 +186,8 @@ fn outcome_name(outcome: BlobOutcome) -> &'static str {
     match outcome {
         BlobOutcome::Uploaded => "uploaded",
         BlobOutcome::Mounted => "mounted",
-        BlobOutcome::Copied => "copied",
-        BlobOutcome::Present => "present",
+        BlobOutcome::CopiedFromRegistry => "copied",
+        BlobOutcome::AlreadyPresent => "present",
     }
 }
 

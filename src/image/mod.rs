@@ -7,7 +7,7 @@ mod config;
 mod manifest;
 
 pub use config::{ImageSettings, build_config, created_timestamp};
-pub use manifest::{BlobRef, ImageParts, LayerOrigin, NewLayer, assemble, oci_layer_media_type};
+pub use manifest::{BlobRef, ImageParts, LayerOrigin, NewLayer, assemble};
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -16,13 +16,6 @@ pub fn write(dest: &Path, image: &ImageParts, cache: &Cache, refs: &[String]) ->
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    if !parent.is_dir() {
-        anyhow::bail!(
-            "--tar {}: the directory {} does not exist",
-            dest.display(),
-            parent.display()
-        );
-    }
     let tmp = tempfile::NamedTempFile::new_in(&parent)
         .with_context(|| format!("creating a temp file in {}", parent.display()))?;
     {

@@ -53,7 +53,10 @@ fn stdlib_app_pushed_tarball_and_layout_all_run() {
 
     // From the tarball.
     let loaded = host("podman", &["load", "-i", tar.to_str().expect("utf-8")]);
-    assert!(loaded.contains(&image) || loaded.contains(&digest[7..19]), "{loaded}");
+    assert!(
+        loaded.contains(&image) || loaded.contains(&digest[7..19]),
+        "{loaded}"
+    );
     let port = free_port();
     let c = Container::podman(&image, port);
     expect_healthz(&c, port);
@@ -127,10 +130,9 @@ fn oci_layout_keeps_earlier_images() {
         ])
         .ok();
     }
-    let index: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(layout.join("index.json")).expect("index.json"),
-    )
-    .expect("json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
+            .expect("json");
     let names: Vec<&str> = index["manifests"]
         .as_array()
         .expect("manifests")
@@ -138,8 +140,14 @@ fn oci_layout_keeps_earlier_images() {
         .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
         .collect();
     assert_eq!(names, ["1", "2"]);
-    let listed = host("umoci", &["ls", "--layout", layout.to_str().expect("utf-8")]);
-    assert!(listed.lines().any(|l| l == "1") && listed.lines().any(|l| l == "2"), "{listed}");
+    let listed = host(
+        "umoci",
+        &["ls", "--layout", layout.to_str().expect("utf-8")],
+    );
+    assert!(
+        listed.lines().any(|l| l == "1") && listed.lines().any(|l| l == "2"),
+        "{listed}"
+    );
     host(
         "skopeo",
         &["inspect", &format!("oci:{}:2", layout.display())],

@@ -64,7 +64,10 @@ fn missing_base_tag_names_the_tag() {
         .failed();
     let (error, hint) = run.error_and_hint();
     assert!(error.contains("3.12-slim"), "{error}");
-    assert!(hint.contains("--python") || hint.contains("--base"), "{hint}");
+    assert!(
+        hint.contains("--python") || hint.contains("--base"),
+        "{hint}"
+    );
     assert!(!out.exists());
 }
 
@@ -92,7 +95,11 @@ fn push_without_tag_is_an_error() {
     let app = work.app("stdlib");
     let repo = base_repo();
     let run = work
-        .pyslip(&build_args(app.to_str().expect("utf-8"), &repo, &["--push"]))
+        .pyslip(&build_args(
+            app.to_str().expect("utf-8"),
+            &repo,
+            &["--push"],
+        ))
         .failed();
     let (error, hint) = run.error_and_hint();
     assert!(error.contains("--push"), "{error}");

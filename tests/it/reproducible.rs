@@ -18,7 +18,11 @@ fn build_to_layout(work: &Work, app: &std::path::Path, umask: &str) -> String {
         .arg(base_repo())
         .arg(&layout);
     let out = cmd.output().expect("run pyslip");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     report["digest"].as_str().expect("digest").to_owned()
 }
@@ -71,7 +75,7 @@ fn unchanged_rebuild_uploads_nothing_and_base_layers_are_never_downloaded() {
     let second = work.pyslip(&args).ok().json();
     assert_eq!(first["digest"], second["digest"]);
     assert_eq!(second["push"]["uploaded"], 0, "{second}");
-    assert_eq!(second["push"]["bytes_sent"], 0, "{second}");
+    assert_eq!(second["push"]["blob_bytes_sent"], 0, "{second}");
     for layer in second["layers"].as_array().expect("layers") {
         assert_eq!(layer["pushed"], "present", "{second}");
     }
@@ -80,7 +84,10 @@ fn unchanged_rebuild_uploads_nothing_and_base_layers_are_never_downloaded() {
     for layer in first["layers"].as_array().expect("layers") {
         if layer["origin"] == "base" {
             let hex = &layer["digest"].as_str().expect("digest")[7..];
-            assert!(!blobs.iter().any(|b| b == hex), "base layer {hex} was downloaded");
+            assert!(
+                !blobs.iter().any(|b| b == hex),
+                "base layer {hex} was downloaded"
+            );
         }
     }
 }

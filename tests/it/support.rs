@@ -106,7 +106,9 @@ impl Work {
 
     /// Copy `testdata/apps/<name>` into the work dir and return its path.
     pub fn app(&self, name: &str) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/apps").join(name);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/apps")
+            .join(name);
         let dest = self.path().join("apps").join(name);
         std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir apps");
         let status = Command::new("cp")
@@ -138,19 +140,24 @@ impl Work {
     /// runtime dir, and nothing else from the test's environment but PATH and the CA bundle.
     pub fn command_as_user(&self, program: &Path) -> Command {
         let mut cmd = if running_as_root() {
-            let mut c = Command::new("runuser");
+            let mut c = Command::new("/usr/sbin/runuser");
             c.args(["-u", &env().user, "--"]).arg(program);
             c
         } else {
             Command::new(program)
         };
         cmd.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("HOME", self.path().join("home"))
             .env("XDG_CACHE_HOME", self.cache())
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .current_dir(self.path());
-        for key in ["SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "RUST_BACKTRACE"] {
+        for key in [
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "PIP_CERT",
+            "RUST_BACKTRACE",
+        ] {
             if let Ok(value) = std::env::var(key) {
                 cmd.env(key, value);
             }
@@ -176,7 +183,14 @@ impl Work {
     /// `podman login` as the test user (writes `$XDG_RUNTIME_DIR/containers/auth.json`).
     pub fn podman_login(&self, registry: &str, user: &str, password: &str) {
         let mut cmd = self.command_as_user(Path::new("/usr/bin/podman"));
-        cmd.args(["login", "--tls-verify=false", "-u", user, "--password-stdin", registry]);
+        cmd.args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            user,
+            "--password-stdin",
+            registry,
+        ]);
         cmd.stdin(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("podman login");
         {
@@ -249,7 +263,12 @@ impl Run {
     pub fn error_and_hint(&self) -> (String, String) {
         let lines: Vec<&str> = self.stderr.lines().collect();
         let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error: ")).collect();
-        assert_eq!(errors.len(), 1, "want exactly one error line:\n{}", self.stderr);
+        assert_eq!(
+            errors.len(),
+            1,
+            "want exactly one error line:\n{}",
+            self.stderr
+        );
         let hint = lines
             .iter()
             .find(|l| l.starts_with("hint: "))
@@ -306,9 +325,14 @@ impl Container {
                 return reply;
             }
             if Instant::now() > deadline {
-                let logs = Command::new(self.engine).args(["logs", &self.name]).output();
+                let logs = Command::new(self.engine)
+                    .args(["logs", &self.name])
+                    .output();
                 let logs = logs
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout))
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stderr).into_owned()
+                            + &String::from_utf8_lossy(&o.stdout)
+                    })
                     .unwrap_or_default();
                 panic!("no HTTP answer on port {port}{path}; container log:\n{logs}");
             }
@@ -319,7 +343,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new(self.engine).args(["rm", "-f", &self.name]).output();
+        let _ = Command::new(self.engine)
+            .args(["rm", "-f", &self.name])
+            .output();
     }
 }
 
@@ -358,8 +384,16 @@ pub fn assert_cache_blobs_verified(cache: &Path) {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("read blob");
         let actual = layers::Digest::of(&bytes);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        assert_eq!(actual.hex(), name, "cache blob {} is corrupt", path.display());
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert_eq!(
+            actual.hex(),
+            name,
+            "cache blob {} is corrupt",
+            path.display()
+        );
     }
     let tmp = cache.join("pyslip/tmp");
     if let Ok(entries) = std::fs::read_dir(&tmp) {
