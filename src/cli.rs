@@ -98,9 +98,9 @@ pub struct BuildArgs {
     /// Write (or add to) an OCI image layout directory.
     #[arg(long = "oci-layout", value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
-    /// Target platform of the base image.
-    #[arg(long, value_name = "OS/ARCH", default_value = "linux/amd64")]
-    pub platform: String,
+    /// Target platform of the base image (default: this machine's, e.g. linux/amd64).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
     /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,

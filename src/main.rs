@@ -1,7 +1,10 @@
 //! The `pyslip` binary: parse the command line, run the command, render errors with hints.
 
+mod cache;
 mod cli;
 mod commands;
+mod image;
+mod output;
 
 use std::process::ExitCode;
 

@@ -1,20 +1,121 @@
 //! Commands: thin glue between the command line and the library crates.
 
-use crate::cli::{Cli, Command};
+pub mod app_layer;
+pub mod build;
+pub mod outputs;
+pub mod plan;
+pub mod report;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::cli::{self, Cli, Command, PlanFlags};
 
 /// Run one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(_) | Command::Plan(_) => anyhow::bail!("not implemented yet"),
+        Command::Build(args) => build::run(args),
+        Command::Plan(args) => plan::run(args),
     }
+}
+
+/// An error in what the user asked for, with what to do about it.
+#[derive(Debug)]
+pub struct UserError {
+    message: String,
+    hint: String,
+}
+
+impl UserError {
+    /// A message and a hint.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// The first hint any error in the chain offers.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<UserError>() {
+            return Some(e.hint.clone());
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_registry::RegistryError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_registry::ReferenceError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_plan::PlanError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::cache::CacheError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<layers::LayerError>() {
+            return e.hint();
+        }
+        None
+    })
 }
 
 /// Print an error as one line (its chain joined by `: `) followed by its hint, if any.
 pub fn report(err: &anyhow::Error) {
-    let line = err
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ");
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        // A cause that repeats what is already said adds nothing.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    let line = parts.join(": ").replace('\n', " ");
     eprintln!("error: {line}");
+    if let Some(hint) = hint(err) {
+        eprintln!("hint: {}", hint.replace('\n', " "));
+    }
+}
+
+/// The plan crate's overrides from the command line.
+pub fn plan_overrides(flags: &PlanFlags, outputs: Vec<PathBuf>) -> Result<pyslip_plan::Overrides> {
+    let mut env = Vec::new();
+    for pair in &flags.env {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => env.push((key.to_owned(), value.to_owned())),
+            _ => bail!(UserError::new(
+                format!("--env {pair:?} is not KEY=VALUE"),
+                "write --env NAME=value (repeat the flag for more variables)",
+            )),
+        }
+    }
+    Ok(pyslip_plan::Overrides {
+        python: flags.python.clone(),
+        base: flags.base.clone(),
+        base_repo: flags.base_repo.clone(),
+        cmd: flags.cmd.clone(),
+        port: flags.port,
+        env,
+        workload: flags.workload.map(|w| match w {
+            cli::Workload::Web => pyslip_plan::Workload::Web,
+            cli::Workload::Worker => pyslip_plan::Workload::Worker,
+        }),
+        installer: flags.installer.map(|i| match i {
+            cli::Installer::Uv => pyslip_plan::Installer::Uv,
+            cli::Installer::Pip => pyslip_plan::Installer::Pip,
+        }),
+        user: flags.user.clone(),
+        exclude_outputs: outputs,
+    })
 }

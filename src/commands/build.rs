@@ -1,0 +1,209 @@
+//! `pyslip build`: plan → base → layers → config → outputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use layers::{LayerOptions, WrittenLayer};
+use pyslip_registry::{Client, ClientConfig, Platform, Reference};
+
+use crate::cache::Cache;
+use crate::cli::BuildArgs;
+use crate::commands::{UserError, app_layer, outputs, plan_overrides, report};
+use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
+
+/// What the user asked to be written.
+pub struct Requested {
+    /// Every `-t` reference, parsed.
+    pub tags: Vec<Reference>,
+    /// `--push`.
+    pub push: bool,
+    /// `--tar FILE`.
+    pub tar: Option<PathBuf>,
+    /// `--oci-layout DIR`.
+    pub layout: Option<PathBuf>,
+}
+
+impl Requested {
+    /// Validate the output flags before any work is done.
+    fn from_args(args: &BuildArgs) -> Result<Self> {
+        if !args.push && args.tar.is_none() && args.oci_layout.is_none() {
+            return Err(UserError::new(
+                "no output requested: the image would be built and thrown away",
+                "add --push (with -t REF), --tar FILE or --oci-layout DIR; several may be combined",
+            )
+            .into());
+        }
+        let tags = args
+            .tags
+            .iter()
+            .map(|t| Reference::parse(t).with_context(|| format!("-t {t}")))
+            .collect::<Result<Vec<_>>>()?;
+        if args.push && tags.is_empty() {
+            return Err(UserError::new(
+                "--push needs a reference to push to",
+                "add -t REGISTRY/REPOSITORY:TAG (repeatable)",
+            )
+            .into());
+        }
+        if let Some(tagged) = tags.iter().find(|t| t.digest().is_some()) {
+            return Err(UserError::new(
+                format!("-t {tagged}: a tag cannot name a digest"),
+                "give -t REGISTRY/REPOSITORY:TAG; the digest is computed by the build",
+            )
+            .into());
+        }
+        if let Some(tar) = &args.tar {
+            let parent = tar
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(UserError::new(
+                    format!(
+                        "--tar {}: the directory {} does not exist",
+                        tar.display(),
+                        parent.display()
+                    ),
+                    "create the directory first, or write the tarball somewhere else",
+                )
+                .into());
+            }
+            if tar.is_dir() {
+                return Err(UserError::new(
+                    format!("--tar {} is a directory", tar.display()),
+                    "give a file name, e.g. --tar image.tar (for a directory use --oci-layout DIR)",
+                )
+                .into());
+            }
+        }
+        Ok(Self {
+            tags,
+            push: args.push,
+            tar: args.tar.clone(),
+            layout: args.oci_layout.clone(),
+        })
+    }
+
+    /// The output paths of this build, so the app layer never ships them.
+    fn paths(&self) -> Vec<PathBuf> {
+        self.tar.iter().chain(self.layout.iter()).cloned().collect()
+    }
+}
+
+/// Run `pyslip build`.
+pub fn run(args: BuildArgs) -> Result<()> {
+    let requested = Requested::from_args(&args)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
+        None => Platform::host(),
+    };
+    let overrides = plan_overrides(&args.plan, requested.paths())?;
+    let dir = args.plan.dir.clone();
+    let plan = pyslip_plan::plan(&dir, &overrides)?;
+    let printer = report::Printer::new(args.json);
+    for warning in &plan.warnings {
+        printer.warn(warning);
+    }
+    if let Some(install) = &plan.install {
+        return Err(UserError::new(
+            format!(
+                "{} needs a dependency layer, and installing dependencies is not implemented yet",
+                install.inputs.first().map(String::as_str).unwrap_or("the project")
+            ),
+            "this build of pyslip packages stdlib-only apps; dependency installs are tracked as issue 4",
+        )
+        .into());
+    }
+    let cache = Cache::open_default()?;
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let created = image::created_timestamp(epoch.as_deref())?;
+    let mtime = epoch
+        .as_deref()
+        .and_then(|e| e.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let client = Client::new(ClientConfig {
+        insecure_registries: args.insecure_registries.clone(),
+        ..ClientConfig::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let base_ref = Reference::parse(&plan.base.value)
+            .with_context(|| format!("base image {}", plan.base.value))?;
+        let pulled = client
+            .pull_image(&base_ref, &platform)
+            .await
+            .with_context(|| format!("resolving base image {base_ref}"))?;
+        cache.write_blob(&pulled.manifest_bytes)?;
+        cache.write_blob(&pulled.config_bytes)?;
+        printer.base(&base_ref, &pulled.digest, pulled.layers.len());
+
+        let app = {
+            let cache = cache.clone();
+            let plan = plan.clone();
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                app_layer::write(&cache, &dir, &plan, &LayerOptions { mtime })
+            })
+            .await
+            .context("app layer task failed")??
+        };
+        printer.layer(LayerOrigin::App, &app.digest, app.size, false);
+        let new_layers = vec![new_layer(
+            &app,
+            LayerOrigin::App,
+            app_layer::HISTORY.to_owned(),
+        )];
+        let base_layers: Vec<BlobRef> = pulled
+            .layers
+            .iter()
+            .map(|d| BlobRef {
+                media_type: d.media_type.clone(),
+                digest: d.digest.clone(),
+                size: d.size,
+            })
+            .collect();
+        let settings = app_layer::settings(&plan, created)?;
+        let annotations = [
+            (
+                "org.opencontainers.image.base.name".to_owned(),
+                base_ref.to_string(),
+            ),
+            (
+                "org.opencontainers.image.base.digest".to_owned(),
+                pulled.digest.to_string(),
+            ),
+        ]
+        .into();
+        let parts = image::assemble(
+            &pulled.config_bytes,
+            &base_layers,
+            &new_layers,
+            &settings,
+            annotations,
+        )?;
+        cache.write_blob(&parts.config)?;
+        cache.write_blob(&parts.manifest)?;
+
+        let written =
+            outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
+        printer.finish(&parts, &written);
+        Ok(())
+    })
+}
+
+fn new_layer(layer: &WrittenLayer, origin: LayerOrigin, created_by: String) -> NewLayer {
+    NewLayer {
+        blob: BlobRef {
+            media_type: image::OCI_LAYER_GZIP.to_owned(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+        },
+        diff_id: layer.diff_id.clone(),
+        created_by,
+        origin,
+    }
+}

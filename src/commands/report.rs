@@ -1,0 +1,212 @@
+//! What the user sees: plain progress lines on stderr (or nothing with `--json`), and the final
+//! line naming the digest; with `--json`, one JSON object on stdout.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+
+use layers::Digest;
+use pyslip_registry::{BlobOutcome, PushReport, Reference};
+use serde_json::{Value, json};
+
+use crate::commands::outputs::Written;
+use crate::image::{ImageParts, LayerOrigin};
+
+/// Prints progress and the result.
+pub struct Printer {
+    json: bool,
+    tty: bool,
+}
+
+impl Printer {
+    /// A printer for `--json` or human output.
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if !self.json {
+            if self.tty {
+                // Clear the line first so an earlier status line never leaves stray characters.
+                eprintln!("\r\x1b[2K{text}");
+            } else {
+                eprintln!("{text}");
+            }
+        }
+    }
+
+    /// A warning (always shown, also with `--json`, on stderr).
+    pub fn warn(&self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+
+    /// The base image was resolved.
+    pub fn base(&self, reference: &Reference, digest: &Digest, layers: usize) {
+        self.line(&format!("base    {reference}@{digest} ({layers} layers)"));
+    }
+
+    /// A layer was made (or reused).
+    pub fn layer(&self, origin: LayerOrigin, digest: &Digest, size: u64, reused: bool) {
+        let what = if reused { "reused" } else { "new" };
+        self.line(&format!(
+            "layer   {:<5} {} {:>10}  {what}",
+            origin_name(origin),
+            short(digest),
+            human_size(size)
+        ));
+    }
+
+    /// A push finished.
+    pub fn pushed(&self, refs: &[String], report: &PushReport) {
+        for blob in &report.blobs {
+            self.line(&format!(
+                "push    {} {}",
+                short(&blob.digest),
+                outcome_name(blob.outcome)
+            ));
+        }
+        let counts = counts(report);
+        self.line(&format!(
+            "pushed  {} ({} uploaded, {} mounted, {} copied, {} present; {} sent)",
+            refs.join(", "),
+            counts.uploaded,
+            counts.mounted,
+            counts.copied,
+            counts.present,
+            human_size(counts.bytes_sent)
+        ));
+    }
+
+    /// A local output was written.
+    pub fn wrote(&self, what: &str, path: &Path) {
+        self.line(&format!("wrote   {what} {}", path.display()));
+    }
+
+    /// The final report: a line naming the digest, or the JSON object.
+    pub fn finish(&self, image: &ImageParts, written: &Written) {
+        if self.json {
+            println!("{}", json_report(image, written));
+            return;
+        }
+        let mut targets: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
+        targets.extend(written.tar.iter().map(|p| p.display().to_string()));
+        targets.extend(written.layout.iter().map(|p| p.display().to_string()));
+        println!("{} {}", image.manifest_digest, targets.join(" "));
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    uploaded: u64,
+    mounted: u64,
+    copied: u64,
+    present: u64,
+    bytes_sent: u64,
+}
+
+fn counts(report: &PushReport) -> Counts {
+    let mut c = Counts::default();
+    for blob in &report.blobs {
+        c.bytes_sent += blob.bytes_sent;
+        match blob.outcome {
+            BlobOutcome::Uploaded => c.uploaded += 1,
+            BlobOutcome::Mounted => c.mounted += 1,
+            BlobOutcome::CopiedFromRegistry => c.copied += 1,
+            BlobOutcome::AlreadyPresent => c.present += 1,
+        }
+    }
+    c
+}
+
+fn json_report(image: &ImageParts, written: &Written) -> Value {
+    let first_push = written.pushes.first().map(|(_, r)| r);
+    let layers: Vec<Value> = image
+        .layers
+        .iter()
+        .map(|(blob, origin)| {
+            let pushed = first_push.and_then(|r| {
+                r.blobs
+                    .iter()
+                    .find(|b| b.digest == blob.digest)
+                    .map(|b| outcome_name(b.outcome))
+            });
+            let mut layer = json!({
+                "digest": blob.digest.to_string(),
+                "size": blob.size,
+                "origin": origin_name(*origin),
+                "reused": pushed.is_none_or(|p| p == "present" || p == "mounted"),
+            });
+            if let Some(p) = pushed {
+                layer["pushed"] = json!(p);
+            }
+            layer
+        })
+        .collect();
+    let refs: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
+    let push = (!written.pushes.is_empty()).then(|| {
+        let mut total = Counts::default();
+        for (_, report) in &written.pushes {
+            let c = counts(report);
+            total.uploaded += c.uploaded;
+            total.mounted += c.mounted;
+            total.copied += c.copied;
+            total.present += c.present;
+            total.bytes_sent += c.bytes_sent;
+        }
+        json!({
+            "uploaded": total.uploaded,
+            "mounted": total.mounted,
+            "copied": total.copied,
+            "present": total.present,
+            "blob_bytes_sent": total.bytes_sent,
+        })
+    });
+    json!({
+        "digest": image.manifest_digest.to_string(),
+        "refs": refs,
+        "config": image.config_blob.digest.to_string(),
+        "layers": layers,
+        "push": push,
+        "tar": written.tar.as_ref().map(|p| p.display().to_string()),
+        "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+    })
+}
+
+fn origin_name(origin: LayerOrigin) -> &'static str {
+    match origin {
+        LayerOrigin::Base => "base",
+        LayerOrigin::Deps => "deps",
+        LayerOrigin::App => "app",
+    }
+}
+
+fn outcome_name(outcome: BlobOutcome) -> &'static str {
+    match outcome {
+        BlobOutcome::Uploaded => "uploaded",
+        BlobOutcome::Mounted => "mounted",
+        BlobOutcome::CopiedFromRegistry => "copied",
+        BlobOutcome::AlreadyPresent => "present",
+    }
+}
+
+fn short(digest: &Digest) -> String {
+    format!("sha256:{}", &digest.hex()[..12])
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration and end-to-end tests: the real `pyslip` binary, run as the unprivileged test user,
+//! against the loopback registries and podman that `scripts/test-env.sh` starts.
+
+mod support;
+
+mod build_outputs;
+mod errors;
+mod registry_auth;
+mod reproducible;
