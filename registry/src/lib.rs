@@ -13,6 +13,8 @@ pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transport;
 
 pub use auth::{Credential, CredentialSources};

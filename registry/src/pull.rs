@@ -149,6 +149,8 @@ impl Client {
         .await
     }
 
+    /// Fetch a manifest. `send` retries the request; here a body that breaks off (reset, EOF)
+    /// is fetched again.
     async fn fetch_manifest_by(
         &self,
         repo: &RepoRef,
@@ -156,43 +158,54 @@ impl Client {
         expected: Option<(&Digest, Option<u64>)>,
         shown: &str,
     ) -> Result<FetchedManifest, RegistryError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let mut accept = HeaderMap::new();
+        accept.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let scope = Scope::pull(repo.repository());
         let object = if tag_or_digest.starts_with("sha256:") {
             format!("manifest {repo}@{tag_or_digest}")
         } else {
             format!("manifest {repo}:{tag_or_digest}")
         };
-        let sent = self
-            .transport
-            .send(Request {
-                method: Method::GET,
-                registry: repo.registry(),
-                repository: repo.repository(),
-                target: Target::Path(format!(
-                    "/v2/{}/manifests/{tag_or_digest}",
-                    repo.repository()
-                )),
-                headers,
-                body: ReqBody::Empty,
-                scope: &scope,
-                what: &object,
-            })
-            .await?;
-        if sent.response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(RegistryError::ManifestUnknown {
-                reference: shown.to_owned(),
-            });
-        }
-        let headers = sent.response.headers().clone();
-        let bytes = read_limited(
-            sent.response,
-            MAX_MANIFEST_BYTES,
-            "manifest",
-            repo.api_host(),
-        )
-        .await?;
+        let mut delays = self.transport.retry.delays();
+        let (headers, bytes) = loop {
+            let sent = self
+                .transport
+                .send(Request {
+                    method: Method::GET,
+                    registry: repo.registry(),
+                    repository: repo.repository(),
+                    target: Target::Path(format!(
+                        "/v2/{}/manifests/{tag_or_digest}",
+                        repo.repository()
+                    )),
+                    headers: accept.clone(),
+                    body: ReqBody::Empty,
+                    scope: &scope,
+                    what: &object,
+                })
+                .await?;
+            if sent.response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Err(RegistryError::ManifestUnknown {
+                    reference: shown.to_owned(),
+                });
+            }
+            let headers = sent.response.headers().clone();
+            match read_limited(
+                sent.response,
+                MAX_MANIFEST_BYTES,
+                "manifest",
+                repo.api_host(),
+            )
+            .await
+            {
+                Ok(bytes) => break (headers, bytes),
+                Err(err @ RegistryError::Transport { .. }) => match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(err),
+                },
+                Err(err) => return Err(err),
+            }
+        };
         let actual = Digest::of(&bytes);
         check_digest_header(&headers, &actual, &object)?;
         if let Some((digest, size)) = expected {
@@ -224,12 +237,24 @@ impl Client {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
-        let sent = self
-            .blob_get(repo, &descriptor.digest, HeaderMap::new(), what)
-            .await?;
-        let bytes = read_limited(sent.response, MAX_MANIFEST_BYTES, what, repo.api_host()).await?;
-        verify(what, &bytes, &descriptor.digest, Some(descriptor.size))?;
-        Ok(bytes)
+        // `send` retries the request; here a body that breaks off is fetched again.
+        let mut delays = self.transport.retry.delays();
+        loop {
+            let sent = self
+                .blob_get(repo, &descriptor.digest, HeaderMap::new(), what)
+                .await?;
+            match read_limited(sent.response, MAX_MANIFEST_BYTES, what, repo.api_host()).await {
+                Ok(bytes) => {
+                    verify(what, &bytes, &descriptor.digest, Some(descriptor.size))?;
+                    return Ok(bytes);
+                }
+                Err(err @ RegistryError::Transport { .. }) => match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(err),
+                },
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// GET `/v2/<repo>/blobs/<digest>` (redirects followed without credentials); 404 → error.
