@@ -699,3 +699,25 @@ async fn platform_missing_from_index_lists_available_platforms() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn bearer_token_is_fetched_once_and_reused_per_scope() {
+    let server = FaultServer::builder().bearer_auth(100).build().await;
+    seed(&server, "app", "v1");
+    let client = open_client();
+    client
+        .pull_image(&reference(&server, "app:v1"), &amd64())
+        .await
+        .unwrap();
+    client
+        .pull_image(&reference(&server, "app:v1"), &amd64())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.token_requests(),
+        1,
+        "one token for (registry, repository:app:pull)"
+    );
+    // First pull: 401, token, manifest, config; second pull: manifest, config.
+    assert_eq!(server.requests().len(), 6, "{:?}", server.requests());
+}
