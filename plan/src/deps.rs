@@ -54,6 +54,16 @@ pub struct Req {
 /// Parses a PEP 508 requirement line; `Err` carries the parser's message (never its `Display`,
 /// which underlines the input and can assert on odd spans).
 pub fn parse_requirement(text: &str, env: Option<&MarkerEnvironment>) -> Result<Req, String> {
+    // pep508_rs 0.9.2 panics (an `expect`) when the leading name ends in `.`, `-` or `_` and is
+    // followed by more text (`D. x`); reject such names before handing the line over.
+    let name: String = text
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    if !name.is_empty() && PackageName::from_str(&name).is_err() {
+        return Err(format!("{name:?} is not a valid package name"));
+    }
     let requirement: Requirement = Requirement::from_str(text.trim()).map_err(|err| {
         let message = err.message.to_string();
         message
@@ -122,6 +132,14 @@ mod tests {
         assert_eq!(on.map(|r| r.applies), Ok(true));
         assert_eq!(off.map(|r| r.applies), Ok(false));
         assert_eq!(old.map(|r| r.applies), Ok(false));
+    }
+
+    #[test]
+    fn names_ending_in_punctuation_are_errors_not_panics() {
+        // Regression: pep508_rs 0.9.2 panics on these; found by the property test.
+        for text in ["D. x", "a- ;", "b_[x]"] {
+            assert!(parse_requirement(text, None).is_err(), "{text}");
+        }
     }
 
     #[test]
