@@ -7,6 +7,7 @@
 mod app;
 mod command;
 mod config;
+mod decide;
 mod deps;
 mod django;
 mod error;

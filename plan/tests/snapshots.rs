@@ -194,3 +194,24 @@ fn snapshots_match() {
         stale.join("\n")
     );
 }
+
+#[test]
+fn table_shows_each_decision_with_its_source() {
+    let rendered = pyslip_plan::render_table(&plan_of("django"));
+    eprintln!("{rendered}");
+    // Column widths are the renderer's business; compare with runs of spaces collapsed.
+    let table = rendered
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        "python 3.13 [runtime.txt:1]",
+        "framework django [manage.py: manage.py and the django dependency in requirements.txt]",
+        "collectstatic yes: python manage.py collectstatic --noinput",
+        "port 8000 [manage.py: django default port]",
+        "user 1000:1000 [default]",
+    ] {
+        assert!(table.contains(needle), "missing {needle:?} in\n{table}");
+    }
+}
