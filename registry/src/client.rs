@@ -22,6 +22,9 @@ pub struct ClientConfig {
     pub max_concurrent_transfers: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// A content-addressed directory (`<dir>/<sha256 hex>`) where manifests and configs are
+    /// kept by digest and served from, verified, on later pulls. `None` disables it.
+    pub blob_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -33,6 +36,7 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             max_concurrent_transfers: 4,
             user_agent: concat!("pyslip/", env!("CARGO_PKG_VERSION")).to_owned(),
+            blob_cache: None,
         }
     }
 }
@@ -42,6 +46,7 @@ impl Default for ClientConfig {
 pub struct Client {
     pub(crate) transport: Arc<Transport>,
     pub(crate) max_concurrent_transfers: usize,
+    pub(crate) small_cache: Option<crate::small_cache::SmallCache>,
 }
 
 impl Client {
@@ -56,6 +61,7 @@ impl Client {
         Ok(Self {
             transport: Arc::new(transport),
             max_concurrent_transfers: config.max_concurrent_transfers.max(1),
+            small_cache: config.blob_cache.map(crate::small_cache::SmallCache::new),
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
+mod small_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;

@@ -158,6 +158,19 @@ impl Client {
         expected: Option<(&Digest, Option<u64>)>,
         shown: &str,
     ) -> Result<FetchedManifest, RegistryError> {
+        let by_digest = expected.filter(|(d, _)| d.to_string() == tag_or_digest);
+        if let (Some(cache), Some((digest, size))) = (&self.small_cache, by_digest)
+            && let Some(bytes) = cache.get(digest)
+            && size.is_none_or(|s| s == bytes.len() as u64)
+        {
+            let (kind, media_type) = manifest::classify(&bytes, None, repo.api_host(), shown)?;
+            return Ok(FetchedManifest {
+                digest: digest.clone(),
+                media_type,
+                bytes,
+                kind,
+            });
+        }
         let mut accept = HeaderMap::new();
         accept.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let scope = Scope::pull(repo.repository());
@@ -215,6 +228,9 @@ impl Client {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let (kind, media_type) = manifest::classify(&bytes, content_type, repo.api_host(), shown)?;
+        if let Some(cache) = &self.small_cache {
+            cache.put(&actual, &bytes);
+        }
         Ok(FetchedManifest {
             digest: actual,
             media_type,
@@ -237,6 +253,14 @@ impl Client {
                 limit: MAX_MANIFEST_BYTES,
             });
         }
+        if let Some(bytes) = self
+            .small_cache
+            .as_ref()
+            .and_then(|c| c.get(&descriptor.digest))
+            && bytes.len() as u64 == descriptor.size
+        {
+            return Ok(bytes);
+        }
         // `send` retries the request; here a body that breaks off is fetched again.
         let mut delays = self.transport.retry.delays();
         loop {
@@ -246,6 +270,9 @@ impl Client {
             match read_limited(sent.response, MAX_MANIFEST_BYTES, what, repo.api_host()).await {
                 Ok(bytes) => {
                     verify(what, &bytes, &descriptor.digest, Some(descriptor.size))?;
+                    if let Some(cache) = &self.small_cache {
+                        cache.put(&descriptor.digest, &bytes);
+                    }
                     return Ok(bytes);
                 }
                 Err(err @ RegistryError::Transport { .. }) => match delays.next() {

@@ -98,9 +98,14 @@ impl Cache {
         self.root.join("tmp")
     }
 
+    /// The content-addressed blob directory (`<hex>` files).
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join(BLOBS_DIR).join("sha256")
+    }
+
     /// Where the blob with this digest lives (whether or not it is there).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join(BLOBS_DIR).join("sha256").join(digest.hex())
+        self.blobs_dir().join(digest.hex())
     }
 
     /// The blob's size when it is in the cache.

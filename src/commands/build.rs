@@ -123,6 +123,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .unwrap_or(0);
     let client = Client::new(ClientConfig {
         insecure_registries: args.insecure_registries.clone(),
+        blob_cache: Some(cache.blobs_dir()),
         ..ClientConfig::default()
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -137,8 +138,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .pull_image(&base_ref, &platform)
             .await
             .with_context(|| format!("resolving base image {base_ref}"))?;
-        cache.write_blob(&pulled.manifest_bytes)?;
-        cache.write_blob(&pulled.config_bytes)?;
         printer.base(&base_ref, &pulled.digest, pulled.layers.len());
 
         let app = {

@@ -106,3 +106,74 @@ fn push_without_tag_is_an_error() {
     assert!(hint.contains("-t"), "{hint}");
     let _ = (env(), unique_repo("unused"));
 }
+
+/// A registry proxy that corrupts one byte of `route`'s bodies, in front of the real registry.
+fn corrupting_proxy(
+    route: pyslip_registry::testing::Route,
+) -> (
+    tokio::runtime::Runtime,
+    pyslip_registry::testing::FaultServer,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(
+        pyslip_registry::testing::FaultServer::builder()
+            .upstream(&env().registry)
+            .corrupt(route)
+            .build(),
+    );
+    (runtime, server)
+}
+
+fn expect_digest_mismatch(route: pyslip_registry::testing::Route, what: &str) {
+    let (_runtime, proxy) = corrupting_proxy(route);
+    let work = Work::new();
+    let app = work.app("stdlib");
+    // Resolve the base once without the proxy, so its manifest and config are cached by digest
+    // and only what is still fetched (the tag's manifest, the layers) crosses the proxy.
+    let warm = work.path().join("warm");
+    work.pyslip(&build_args(
+        app.to_str().expect("utf-8"),
+        &base_repo(),
+        &["--oci-layout", warm.to_str().expect("utf-8")],
+    ))
+    .ok();
+    let layer_blobs = crate::support::cache_blobs(&work.cache());
+    for blob in &layer_blobs {
+        // Drop the base layers (keep manifests/configs) so the build must download them again.
+        let path = work.cache().join("pyslip/blobs-v1/sha256").join(blob);
+        if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > 1 << 20 {
+            std::fs::remove_file(&path).expect("remove cached layer");
+        }
+    }
+    let repo = format!("{}/library/python", proxy.registry());
+    let out = work.path().join("x.tar");
+    let run = work
+        .pyslip(&build_args(
+            app.to_str().expect("utf-8"),
+            &repo,
+            &["--tar", out.to_str().expect("utf-8")],
+        ))
+        .failed();
+    let (error, hint) = run.error_and_hint();
+    assert!(error.contains("digest mismatch"), "{error}");
+    assert!(error.contains(what), "{error}");
+    assert!(hint.contains("corrupt"), "{hint}");
+    assert!(!out.exists(), "a tarball was written");
+    assert_cache_blobs_verified(&work.cache());
+}
+
+/// Issue 2 acceptance: a layer corrupted on the way fails the build; nothing corrupt is cached.
+#[test]
+fn corrupted_base_layer_is_a_digest_mismatch_and_nothing_is_cached() {
+    expect_digest_mismatch(pyslip_registry::testing::Route::BlobGets, "layer");
+}
+
+/// The same for the manifest (the registry's Docker-Content-Digest no longer matches the body).
+#[test]
+fn corrupted_manifest_is_a_digest_mismatch() {
+    expect_digest_mismatch(pyslip_registry::testing::Route::Manifests, "manifest");
+}
