@@ -1,0 +1,256 @@
+//! [`dependency_layer`]: cache lookup, then the sandboxed install, then upper dir → layer.
+
+use std::path::{Path, PathBuf};
+
+use pyslip_plan::{FileKind, ShippedFiles};
+use pyslip_sandbox::{BindMount, Sandbox, Stdio};
+
+use crate::env::{CA_TARGET, PassThrough, redact};
+use crate::error::InstallError;
+use crate::failure;
+use crate::fsutil::Scratch;
+use crate::key::cache_key;
+use crate::request::{DepsLayer, DepsRequest};
+use crate::steps::{self, PIP_CACHE, PROJECT, UV, UV_CACHE, WORK};
+use crate::store::Store;
+use crate::uv::ensure_uv;
+
+/// Bytes of each output stream kept per step (the error is at the end).
+const CAPTURE: usize = 256 * 1024;
+/// Lines of installer output shown in an error.
+const ERROR_LINES: usize = 40;
+
+/// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
+/// scratch space, and caches/logs the installers or Python may write.
+const EXCLUDED: &[&str] = &[
+    ".pyslip",
+    "tmp",
+    "var/tmp",
+    "root/.cache",
+    "root/.config/pip",
+    "root/.local/share/uv",
+    "var/log",
+    "var/cache",
+    "run",
+];
+
+fn keep(path: &str) -> bool {
+    !EXCLUDED.iter().any(|e| {
+        path == *e
+            || path
+                .strip_prefix(e)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+fn cache_err(e: std::io::Error) -> InstallError {
+    InstallError::Cache(e)
+}
+
+/// Makes (or reuses) the dependency layer `req` describes.
+///
+/// A cache hit (an index record whose blob exists and verifies) returns at once with
+/// `reused: true`: no uv, no sandbox, no tar, no gzip. Otherwise the installer runs in the rootless
+/// sandbox over `req.base_root` with the package caches, the CA bundle and the project mounted, its
+/// overlay upper dir becomes the layer (`<cache>/blobs-v1/sha256/<hex>`), and the key is recorded.
+/// Nothing half-made is recorded: a failure leaves at most a stray temp file in `<cache>/tmp`.
+pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
+    let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    let key = cache_key(req)?;
+    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
+    // Bind sources must be free of symlinks; the cache root itself is the user's to choose.
+    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
+    let store = Store::new(&cache_dir);
+    if !req.no_cache
+        && let Some((layer, blob_path, created_by)) = store.lookup(&key)
+    {
+        return Ok(DepsLayer {
+            layer,
+            blob_path,
+            reused: true,
+            created_by,
+            key,
+            log: String::new(),
+        });
+    }
+
+    let recipe = steps::recipe(install, req.project_dir)?;
+    let uv = if recipe.needs_uv {
+        Some(match req.uv_override {
+            Some(path) => fs_err::canonicalize(path).map_err(cache_err)?,
+            None => ensure_uv(&cache_dir, req.platform, &req.host_env)?,
+        })
+    } else {
+        None
+    };
+    let pass = PassThrough::from_host(&req.host_env);
+    let secrets = pass.secrets();
+
+    let uv_cache = cache_dir.join("uv-v1");
+    let pip_cache = cache_dir.join("pip-v1");
+    fs_err::create_dir_all(&uv_cache).map_err(cache_err)?;
+    fs_err::create_dir_all(&pip_cache).map_err(cache_err)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("deps-")
+        .tempdir_in(store.tmp()?)
+        .map_err(cache_err)?
+        .keep();
+    let scratch = Scratch(scratch);
+    let upper = scratch.0.join("upper");
+    let work = scratch.0.join("work");
+    let files = scratch.0.join("files");
+    for d in [&upper, &work, &files] {
+        fs_err::create_dir(d).map_err(cache_err)?;
+    }
+    for (name, content) in &recipe.files {
+        fs_err::write(files.join(name), content).map_err(cache_err)?;
+    }
+    if recipe.copy_project {
+        copy_project(req.project_dir, &req.plan.files, &files.join("src"))?;
+    }
+
+    let project = fs_err::canonicalize(req.project_dir).map_err(cache_err)?;
+    let mut mounts = vec![
+        BindMount {
+            source: project,
+            target: PROJECT.into(),
+            writable: false,
+        },
+        BindMount {
+            source: files.clone(),
+            target: WORK.into(),
+            writable: true,
+        },
+        BindMount {
+            source: uv_cache,
+            target: UV_CACHE.into(),
+            writable: true,
+        },
+        BindMount {
+            source: pip_cache,
+            target: PIP_CACHE.into(),
+            writable: true,
+        },
+    ];
+    if let Some(uv) = &uv {
+        mounts.push(BindMount {
+            source: uv.clone(),
+            target: UV.into(),
+            writable: false,
+        });
+    }
+    if let Some(ca) = &pass.ca_bundle {
+        mounts.push(BindMount {
+            source: ca.clone(),
+            target: CA_TARGET.into(),
+            writable: false,
+        });
+    }
+    let sandbox = Sandbox {
+        lower: vec![req.base_root.to_owned()],
+        upper: upper.clone(),
+        work,
+        mounts,
+        env: pass.sandbox_env(req.mtime, UV_CACHE, PIP_CACHE),
+        cwd: PROJECT.into(),
+        hostname: "pyslip".into(),
+    };
+
+    let mut created = Vec::new();
+    let mut log = String::new();
+    for step in &recipe.steps {
+        let out = sandbox
+            .run(&step.argv, Stdio::Capture { limit: CAPTURE })
+            .map_err(InstallError::Sandbox)?;
+        created.extend(out.created_mountpoints.iter().cloned());
+        let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);
+        let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
+        log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));
+        if !out.status.success() {
+            let combined = format!("{stdout}\n{stderr}");
+            let shown = if stderr.trim().is_empty() {
+                &stdout
+            } else {
+                &stderr
+            };
+            let kind = failure::kind(&combined);
+            if kind == crate::error::FailureKind::Other
+                && step.argv.get(1).is_some_and(|a| a == "export")
+                && combined.contains("--locked")
+            {
+                return Err(InstallError::StaleLock {
+                    lock: "uv.lock",
+                    manifest: "pyproject.toml",
+                    refresh: "uv lock",
+                });
+            }
+            return Err(InstallError::Failed {
+                step: step.display(),
+                status: out.status,
+                package: failure::package(&combined),
+                output: failure::tail(shown, ERROR_LINES),
+                kind,
+                python: req.plan.python.value.clone(),
+            });
+        }
+    }
+    created.sort();
+    created.dedup();
+    // Parents sort before children; remove_mountpoints walks the list backwards.
+    pyslip_sandbox::remove_mountpoints(&upper, &created).map_err(InstallError::Sandbox)?;
+    let entries = layers::diff_entries(&upper, &keep).map_err(InstallError::Layer)?;
+    let (layer, blob_path) = store.write_blob(entries, req.mtime)?;
+    let created_by = created_by(&recipe);
+    store.record(&key, &layer, &created_by)?;
+    Ok(DepsLayer {
+        layer,
+        blob_path,
+        reused: false,
+        created_by,
+        key,
+        log: failure::tail(&log, 400),
+    })
+}
+
+/// The history line: the commands, without paths of pyslip's mounts or any environment.
+fn created_by(recipe: &steps::Recipe) -> String {
+    let commands: Vec<String> = recipe
+        .steps
+        .iter()
+        .map(|s| {
+            s.display()
+                .replace(&format!("{WORK}/"), "")
+                .replace(steps::SRC, ".")
+        })
+        .collect();
+    format!("pyslip dependencies: {}", commands.join(" && "))
+}
+
+/// Copies the project's shipped files to `dest` (what a project install builds from).
+fn copy_project(project: &Path, files: &ShippedFiles, dest: &Path) -> Result<(), InstallError> {
+    fs_err::create_dir(dest).map_err(cache_err)?;
+    for f in &files.entries {
+        if f.path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            continue;
+        }
+        let to: PathBuf = dest.join(&f.path);
+        if let Some(parent) = to.parent() {
+            fs_err::create_dir_all(parent).map_err(cache_err)?;
+        }
+        match &f.kind {
+            FileKind::Dir => fs_err::create_dir_all(&to).map_err(cache_err)?,
+            FileKind::File => {
+                let from = project.join(&f.path);
+                fs_err::copy(&from, &to)
+                    .map_err(|source| InstallError::ReadInput { path: from, source })?;
+            }
+            FileKind::Symlink { target } => {
+                fs_err::os::unix::fs::symlink(target, &to).map_err(cache_err)?
+            }
+        }
+    }
+    Ok(())
+}

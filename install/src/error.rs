@@ -1,0 +1,155 @@
+//! Errors of the dependency install, with hints for the ones a user can act on.
+
+use std::path::PathBuf;
+
+use pyslip_sandbox::{ExitStatus, SandboxError};
+
+/// Why an installer run failed, as far as its output tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The package index's TLS certificate was not trusted (corporate TLS interception).
+    Certificate,
+    /// A package needed a C compiler to build from source.
+    Compiler,
+    /// No distribution matched the requirement.
+    NotFound,
+    /// A downloaded file did not match a locked hash.
+    HashMismatch,
+    /// Anything else.
+    Other,
+}
+
+/// Everything that can go wrong while making the dependency layer.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The plan has no dependency install.
+    #[error("the build plan has no dependency install")]
+    NoInstall,
+    /// A cache directory or file operation failed.
+    #[error("dependency cache operation failed")]
+    Cache(#[source] std::io::Error),
+    /// A project file the install reads could not be read.
+    #[error("cannot read project file {}", path.display())]
+    ReadInput {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lock or manifest file is malformed or uses something pyslip cannot install.
+    #[error("{file}: {reason}")]
+    InvalidInput {
+        /// Project-relative file name.
+        file: String,
+        /// What is wrong, e.g. `package "x" has no version`.
+        reason: String,
+    },
+    /// A lock file is out of date with its manifest (what `--deploy` / `--locked` refuse).
+    #[error("{lock} is out of date with {manifest}")]
+    StaleLock {
+        /// The lock file.
+        lock: &'static str,
+        /// The manifest it was made from.
+        manifest: &'static str,
+        /// The command that refreshes the lock.
+        refresh: &'static str,
+    },
+    /// Downloading the pinned uv failed.
+    #[error("cannot download uv {version} from {url}")]
+    UvDownload {
+        /// uv's version.
+        version: &'static str,
+        /// The wheel's URL.
+        url: &'static str,
+        /// The HTTP error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// The downloaded uv wheel did not have the pinned sha256.
+    #[error("uv wheel from {url} has sha256 {actual}, expected {expected}")]
+    UvChecksum {
+        /// The wheel's URL.
+        url: &'static str,
+        /// Pinned hash.
+        expected: &'static str,
+        /// Hash of what was downloaded.
+        actual: String,
+    },
+    /// The uv wheel could not be unpacked.
+    #[error("cannot extract the uv binary from its wheel")]
+    UvWheel(#[source] zip::result::ZipError),
+    /// pyslip pins uv only for some architectures.
+    #[error("no pinned uv for platform {0}")]
+    UvPlatform(String),
+    /// The sandbox could not run the installer.
+    #[error("cannot run the installer in the sandbox")]
+    Sandbox(#[source] SandboxError),
+    /// The installer ran and failed.
+    #[error("{}: {step} {}\n{output}", what_failed(package.as_deref()), describe(*status))]
+    Failed {
+        /// What ran, e.g. `uv pip install -r requirements.txt`.
+        step: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The failing package, when the output names one.
+        package: Option<String>,
+        /// The installer's own message (tail of its output, credentials redacted).
+        output: String,
+        /// What the output says went wrong.
+        kind: FailureKind,
+        /// The image's Python, for the compiler hint (`3.11`).
+        python: String,
+    },
+    /// Turning the install into a layer failed.
+    #[error("cannot write the dependency layer")]
+    Layer(#[source] layers::LayerError),
+}
+
+fn what_failed(package: Option<&str>) -> String {
+    match package {
+        Some(p) => format!("installing {p} failed"),
+        None => "dependency install failed".to_owned(),
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(code) => format!("exited with status {code}"),
+        ExitStatus::Signal(sig) => format!("was killed by signal {sig}"),
+    }
+}
+
+impl InstallError {
+    /// An actionable hint for the user, printed by the binary as a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            InstallError::StaleLock { refresh, .. } => Some(format!(
+                "run `{refresh}` and commit the updated lock file"
+            )),
+            InstallError::Sandbox(e) => e.hint(),
+            InstallError::Layer(e) => e.hint(),
+            InstallError::UvDownload { .. } => Some(
+                "pyslip downloads a pinned uv from files.pythonhosted.org: check network/proxy settings (HTTPS_PROXY, SSL_CERT_FILE), or pass --uv PATH".to_owned(),
+            ),
+            InstallError::UvPlatform(_) => Some("pass --uv PATH to a static uv binary for the target platform".to_owned()),
+            InstallError::Failed { kind, package, python, .. } => match kind {
+                FailureKind::Certificate => Some(
+                    "the package index's TLS certificate is not trusted: point SSL_CERT_FILE at your CA bundle (pyslip mounts it into the sandbox for pip and uv)".to_owned(),
+                ),
+                FailureKind::Compiler => Some(format!(
+                    "{} needs system libraries or a C compiler to build from source, and python:{python}-slim has no gcc: pin a version that has a binary wheel for this platform, or build on a --base image that has the compiler and headers",
+                    package.as_deref().unwrap_or("a package")
+                )),
+                FailureKind::NotFound => Some(
+                    "check the package name and version, and the index settings (PIP_INDEX_URL, UV_INDEX_URL)".to_owned(),
+                ),
+                FailureKind::HashMismatch => Some(
+                    "a downloaded file does not match the hash in the lock: refresh the lock, or check that the index serves the locked files".to_owned(),
+                ),
+                FailureKind::Other => None,
+            },
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The dependency layer's cache key: a sha256 over everything that can change the layer's bytes.
+
+use std::io::Read;
+
+use pyslip_plan::{FileKind, Installer, PackageManager};
+use sha2::{Digest as _, Sha256};
+
+use crate::env::PassThrough;
+use crate::error::InstallError;
+use crate::request::DepsRequest;
+use crate::uv::UV_VERSION;
+
+/// Version of the key scheme (and of the layer recipe): bump it when the install steps, the
+/// filter or anything else that shapes the layer changes.
+pub const KEY_SCHEME: &str = "pyslip-deps-v1";
+
+/// Feeds length-prefixed fields into the hash, so that no two field lists collide.
+struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    fn field(&mut self, name: &str, value: &[u8]) {
+        self.0.update((name.len() as u64).to_le_bytes());
+        self.0.update(name.as_bytes());
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value);
+    }
+
+    fn file(&mut self, name: &str, path: &std::path::Path) -> Result<(), InstallError> {
+        let read_err = |source| InstallError::ReadInput {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = fs_err::File::open(path).map_err(read_err)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+        self.field(name, &hasher.finalize());
+        Ok(())
+    }
+}
+
+/// The cache key of the dependency layer `req` describes (hex sha256). It reads the project's
+/// install inputs (and, when the project itself is installed, every shipped file) but writes
+/// nothing and touches no network. Credentials never enter it: index URLs are keyed with their
+/// user info stripped, secret-named variables and proxies not at all.
+pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
+    let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    let mut h = KeyHasher(Sha256::new());
+    h.field("scheme", KEY_SCHEME.as_bytes());
+    h.field("base", req.base_digest.to_string().as_bytes());
+    h.field("platform", req.platform.as_bytes());
+    h.field("python", req.plan.python.value.as_bytes());
+    h.field("mtime", req.mtime.to_string().as_bytes());
+    let manager = serde_json::to_string(&install.manager).unwrap_or_default();
+    h.field("manager", manager.as_bytes());
+    let installer = match install.installer {
+        Installer::Uv => "uv",
+        Installer::Pip => "pip (the image's)",
+    };
+    h.field("installer", installer.as_bytes());
+    // uv also runs for pip installs of a uv.lock (the export step).
+    if install.installer == Installer::Uv || install.manager == PackageManager::UvLock {
+        match req.uv_override {
+            Some(path) => h.file("uv-binary", path)?,
+            None => h.field("uv-version", UV_VERSION.as_bytes()),
+        }
+    }
+    h.field("install-project", &[u8::from(install.install_project)]);
+    for input in &install.inputs {
+        h.file(&format!("input:{input}"), &req.project_dir.join(input))?;
+    }
+    if install.install_project {
+        // The project's own package is built from its files: all of them shape the layer.
+        for f in &req.plan.files.entries {
+            match &f.kind {
+                FileKind::File => h.file(
+                    &format!("file:{}:{}", f.path, f.executable),
+                    &req.project_dir.join(&f.path),
+                )?,
+                FileKind::Dir => h.field(&format!("dir:{}", f.path), b""),
+                FileKind::Symlink { target } => {
+                    h.field(&format!("link:{}", f.path), target.as_bytes())
+                }
+            }
+        }
+    }
+    for (k, v) in PassThrough::from_host(&req.host_env).keyed() {
+        h.field(&format!("env:{k}"), v.as_bytes());
+    }
+    let digest = h.0.finalize();
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,87 @@
+//! Lock and manifest files turned into the requirements files the installer is given.
+//!
+//! pipenv and poetry are not run: their install semantics (`pipenv install --deploy --system`,
+//! `poetry install --only main`) are reproduced by reading the lock here and handing uv or pip a
+//! fully pinned, hash-checked requirements file installed with `--no-deps`.
+
+mod pipfile;
+mod poetry;
+mod pyjson;
+mod pyproject;
+
+pub use pipfile::pipfile_hash;
+pub(crate) use pipfile::{pipfile_lock_requirements, pipfile_requirements};
+pub(crate) use poetry::poetry_lock_requirements;
+pub(crate) use pyproject::pep621_requirements;
+
+use crate::error::InstallError;
+
+/// An input file error.
+pub(crate) fn invalid(file: &str, reason: impl Into<String>) -> InstallError {
+    InstallError::InvalidInput {
+        file: file.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a TOML file, naming the file and line on error.
+pub(crate) fn parse_toml(file: &str, text: &str) -> Result<toml::Table, InstallError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e.span().map(|s| {
+            text.get(..s.start)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                .max(1)
+        });
+        let msg = e.message().to_owned();
+        invalid(
+            file,
+            match line {
+                Some(l) => format!("line {l}: {msg}"),
+                None => msg,
+            },
+        )
+    })
+}
+
+/// One pinned requirement line with its hashes: `name[extras]==version ; markers --hash=...`.
+pub(crate) fn pinned_line(
+    name: &str,
+    extras: &[String],
+    version: &str,
+    markers: Option<&str>,
+    hashes: &[String],
+) -> String {
+    let mut line = name.to_owned();
+    if !extras.is_empty() {
+        line.push('[');
+        line.push_str(&extras.join(","));
+        line.push(']');
+    }
+    line.push_str("==");
+    line.push_str(version);
+    if let Some(m) = markers.filter(|m| !m.trim().is_empty()) {
+        line.push_str(" ; ");
+        line.push_str(m);
+    }
+    for h in hashes {
+        line.push_str(" --hash=");
+        line.push_str(h);
+    }
+    line
+}
+
+/// Rejects values that would break out of one requirements-file line (or smuggle an option).
+pub(crate) fn check_token(file: &str, what: &str, value: &str) -> Result<(), InstallError> {
+    if value.contains(['\n', '\r', '\0'])
+        || value.contains(" #")
+        || value.trim_start().starts_with('-')
+    {
+        return Err(invalid(
+            file,
+            format!("{what} {value:?} is not a valid value"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! What the caller asks for and what it gets back.
+
+use std::path::{Path, PathBuf};
+
+use layers::{Digest, WrittenLayer};
+use pyslip_plan::BuildPlan;
+
+/// One dependency-layer build.
+#[derive(Debug, Clone)]
+pub struct DepsRequest<'a> {
+    /// The project directory (the plan was made from it).
+    pub project_dir: &'a Path,
+    /// The build plan; its `install` says what to install.
+    pub plan: &'a BuildPlan,
+    /// The unpacked base image root filesystem, used read-only as the sandbox's lower dir.
+    pub base_root: &'a Path,
+    /// The base image's manifest digest (part of the cache key).
+    pub base_digest: &'a Digest,
+    /// Target platform, `linux/amd64` or `linux/arm64` (part of the cache key; picks uv's build).
+    pub platform: &'a str,
+    /// pyslip's cache root (`${XDG_CACHE_HOME:-~/.cache}/pyslip`).
+    pub cache_dir: &'a Path,
+    /// `--uv PATH`: a static uv to use instead of the pinned download.
+    pub uv_override: Option<&'a Path>,
+    /// Rebuild even when the cache has the layer.
+    pub no_cache: bool,
+    /// mtime of every layer entry and `SOURCE_DATE_EPOCH` of the install.
+    pub mtime: u64,
+    /// The build's environment; `PIP_*`, `UV_*`, proxy and CA settings are taken from it.
+    pub host_env: Vec<(String, String)>,
+}
+
+/// The dependency layer, in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepsLayer {
+    /// Digest, diff_id and sizes.
+    pub layer: WrittenLayer,
+    /// The gzip'd layer: `<cache>/blobs-v1/sha256/<hex>`.
+    pub blob_path: PathBuf,
+    /// True when the layer came from the cache (no sandbox run, no tar, no gzip).
+    pub reused: bool,
+    /// History line for the image config (no secrets).
+    pub created_by: String,
+    /// The cache key (hex sha256).
+    pub key: String,
+    /// Tail of the installer's output, credentials redacted (empty on reuse).
+    pub log: String,
+}

@@ -1,0 +1,186 @@
+//! What runs in the sandbox for each package manager: the installer commands, and the
+//! requirements files pyslip writes for them from locks.
+
+use pyslip_plan::{InstallPlan, Installer, PackageManager};
+
+use crate::error::InstallError;
+use crate::locks;
+
+/// The project directory, mounted read-only (nested `-r`/`-c` resolve against it).
+pub(crate) const PROJECT: &str = "/.pyslip/project";
+/// Writable scratch space of this build (generated requirements files, the project copy).
+pub(crate) const WORK: &str = "/.pyslip/work";
+/// The pinned uv binary, mounted read-only.
+pub(crate) const UV: &str = "/.pyslip/uv";
+/// The copy of the project's shipped files that a project install builds from.
+pub(crate) const SRC: &str = "/.pyslip/work/src";
+/// uv's package cache.
+pub(crate) const UV_CACHE: &str = "/.pyslip/cache/uv";
+/// pip's package cache.
+pub(crate) const PIP_CACHE: &str = "/.pyslip/cache/pip";
+
+/// One command run in the sandbox (working directory: [`PROJECT`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// argv.
+    pub argv: Vec<String>,
+}
+
+impl Step {
+    /// The command as shown in messages and the history (uv's mount path shown as `uv`).
+    pub fn display(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| if a == UV { "uv" } else { a.as_str() })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Everything one install does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recipe {
+    /// Commands, in order.
+    pub steps: Vec<Step>,
+    /// Files to write into the scratch dir first: (name, content).
+    pub files: Vec<(String, String)>,
+    /// Whether the project's shipped files are copied to [`SRC`].
+    pub copy_project: bool,
+    /// Whether uv is mounted.
+    pub needs_uv: bool,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Reads a project file for a recipe.
+fn read(project: &std::path::Path, file: &str) -> Result<String, InstallError> {
+    let path = project.join(file);
+    fs_err::read_to_string(&path).map_err(|source| InstallError::ReadInput { path, source })
+}
+
+/// The recipe for `install` in `project`.
+pub(crate) fn recipe(
+    install: &InstallPlan,
+    project: &std::path::Path,
+) -> Result<Recipe, InstallError> {
+    let base: Vec<String> = match install.installer {
+        Installer::Uv => strings(&[
+            UV,
+            "pip",
+            "install",
+            "--system",
+            "--python",
+            "python3",
+            "--compile-bytecode",
+        ]),
+        Installer::Pip => strings(&[
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--root-user-action=ignore",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]),
+    };
+    let mut r = Recipe {
+        needs_uv: install.installer == Installer::Uv,
+        ..Recipe::default()
+    };
+    let install_cmd = |extra: &[&str]| Step {
+        argv: base.iter().cloned().chain(strings(extra)).collect(),
+    };
+    let locked_req = |r: &mut Recipe, name: &str, content: String| {
+        r.files.push((name.to_owned(), content));
+        let path = format!("{WORK}/{name}");
+        install_cmd(&["--require-hashes", "--no-deps", "-r", &path])
+    };
+    match &install.manager {
+        PackageManager::Requirements => r.steps.push(install_cmd(&["-r", "requirements.txt"])),
+        PackageManager::SetupPy => {
+            r.copy_project = true;
+            r.steps.push(install_cmd(&[SRC]));
+        }
+        PackageManager::Pep621 => {
+            if install.install_project {
+                r.copy_project = true;
+                r.steps.push(install_cmd(&[SRC]));
+            } else {
+                let reqs = locks::pep621_requirements(&read(project, "pyproject.toml")?)?;
+                r.files.push(("pyproject-requirements.txt".into(), reqs));
+                r.steps.push(install_cmd(&[
+                    "-r",
+                    &format!("{WORK}/pyproject-requirements.txt"),
+                ]));
+            }
+        }
+        PackageManager::Pipenv { locked: true } => {
+            let reqs = locks::pipfile_lock_requirements(
+                &read(project, "Pipfile")?,
+                &read(project, "Pipfile.lock")?,
+            )?;
+            let step = locked_req(&mut r, "pipfile-lock-requirements.txt", reqs);
+            r.steps.push(step);
+        }
+        PackageManager::Pipenv { locked: false } => {
+            let reqs = locks::pipfile_requirements(&read(project, "Pipfile")?)?;
+            r.files.push(("pipfile-requirements.txt".into(), reqs));
+            r.steps.push(install_cmd(&[
+                "-r",
+                &format!("{WORK}/pipfile-requirements.txt"),
+            ]));
+        }
+        PackageManager::Poetry { locked } => {
+            if *locked {
+                let reqs = locks::poetry_lock_requirements(&read(project, "poetry.lock")?)?;
+                let step = locked_req(&mut r, "poetry-lock-requirements.txt", reqs);
+                r.steps.push(step);
+                if install.install_project {
+                    r.copy_project = true;
+                    r.steps.push(install_cmd(&["--no-deps", SRC]));
+                }
+            } else if install.install_project {
+                // poetry-core resolves the declared dependencies while building the package.
+                r.copy_project = true;
+                r.steps.push(install_cmd(&[SRC]));
+            } else {
+                return Err(InstallError::StaleLock {
+                    lock: "poetry.lock",
+                    manifest: "pyproject.toml",
+                    refresh: "poetry lock",
+                });
+            }
+        }
+        PackageManager::UvLock => {
+            r.needs_uv = true;
+            let exported = format!("{WORK}/uv-requirements.txt");
+            r.steps.push(Step {
+                argv: strings(&[
+                    UV,
+                    "export",
+                    "--locked",
+                    "--no-dev",
+                    "--no-emit-project",
+                    "--no-header",
+                    "--format",
+                    "requirements-txt",
+                    "--output-file",
+                    &exported,
+                ]),
+            });
+            r.steps.push(install_cmd(&[
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                &exported,
+            ]));
+            if install.install_project {
+                r.copy_project = true;
+                r.steps.push(install_cmd(&["--no-deps", SRC]));
+            }
+        }
+    }
+    Ok(r)
+}

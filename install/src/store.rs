@@ -1,0 +1,140 @@
+//! The dependency-layer index (`<cache>/deps-v1/<key>.json`) and the blob store
+//! (`<cache>/blobs-v1/sha256/<hex>`). Every write is a temp file in `<cache>/tmp` (or the
+//! target dir) renamed into place, so a killed build leaves nothing a later build trusts.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use layers::{Digest, LayerEntry, LayerOptions, WrittenLayer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::InstallError;
+
+/// One index record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    digest: String,
+    diff_id: String,
+    size: u64,
+    uncompressed_size: u64,
+    created_by: String,
+}
+
+/// pyslip's cache root, as this crate uses it.
+pub(crate) struct Store {
+    root: PathBuf,
+}
+
+fn cache_err(e: std::io::Error) -> InstallError {
+    InstallError::Cache(e)
+}
+
+impl Store {
+    /// The store under `root` (directories are created on first write).
+    pub fn new(root: &Path) -> Self {
+        Store {
+            root: root.to_owned(),
+        }
+    }
+
+    /// `<cache>/tmp`, created.
+    pub fn tmp(&self) -> Result<PathBuf, InstallError> {
+        let dir = self.root.join("tmp");
+        fs_err::create_dir_all(&dir).map_err(cache_err)?;
+        Ok(dir)
+    }
+
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs-v1").join("sha256")
+    }
+
+    fn record_path(&self, key: &str) -> PathBuf {
+        self.root.join("deps-v1").join(format!("{key}.json"))
+    }
+
+    /// The layer recorded for `key`, when the record parses and its blob exists with the
+    /// recorded size and digest. Anything else is a miss (and is rebuilt).
+    pub fn lookup(&self, key: &str) -> Option<(WrittenLayer, PathBuf, String)> {
+        let text = fs_err::read(self.record_path(key)).ok()?;
+        let record: Record = serde_json::from_slice(&text).ok()?;
+        let digest = Digest::parse(&record.digest).ok()?;
+        let diff_id = Digest::parse(&record.diff_id).ok()?;
+        let blob = self.blob_dir().join(digest.hex());
+        let mut file = fs_err::File::open(&blob).ok()?;
+        if file.metadata().ok()?.len() != record.size {
+            return None;
+        }
+        // Verify on reuse: hashing a dependency layer costs milliseconds.
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n)?);
+        }
+        if Digest::from_sha256(hasher.finalize().into()) != digest {
+            return None;
+        }
+        let layer = WrittenLayer {
+            digest,
+            diff_id,
+            size: record.size,
+            uncompressed_size: record.uncompressed_size,
+        };
+        Some((layer, blob, record.created_by))
+    }
+
+    /// Writes `entries` as a layer into the blob store.
+    pub fn write_blob(
+        &self,
+        entries: Vec<LayerEntry>,
+        mtime: u64,
+    ) -> Result<(WrittenLayer, PathBuf), InstallError> {
+        let dir = self.blob_dir();
+        fs_err::create_dir_all(&dir).map_err(cache_err)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".tmp-deps-layer-")
+            .tempfile_in(self.tmp()?)
+            .map_err(cache_err)?;
+        let mut out = BufWriter::with_capacity(256 * 1024, temp.as_file());
+        let layer = layers::write_layer(entries, &LayerOptions { mtime }, &mut out)
+            .map_err(InstallError::Layer)?;
+        out.flush().map_err(cache_err)?;
+        drop(out);
+        temp.as_file().sync_all().map_err(cache_err)?;
+        let dest = dir.join(layer.digest.hex());
+        temp.persist(&dest).map_err(|e| cache_err(e.error))?;
+        Ok((layer, dest))
+    }
+
+    /// Records `layer` as the result for `key`.
+    pub fn record(
+        &self,
+        key: &str,
+        layer: &WrittenLayer,
+        created_by: &str,
+    ) -> Result<(), InstallError> {
+        let path = self.record_path(key);
+        let dir = self.root.join("deps-v1");
+        fs_err::create_dir_all(&dir).map_err(cache_err)?;
+        let record = Record {
+            digest: layer.digest.to_string(),
+            diff_id: layer.diff_id.to_string(),
+            size: layer.size,
+            uncompressed_size: layer.uncompressed_size,
+            created_by: created_by.to_owned(),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| cache_err(e.into()))?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".tmp-record-")
+            .tempfile_in(&dir)
+            .map_err(cache_err)?;
+        temp.write_all(&json).map_err(cache_err)?;
+        temp.as_file().sync_all().map_err(cache_err)?;
+        temp.persist(&path).map_err(|e| cache_err(e.error))?;
+        Ok(())
+    }
+}
