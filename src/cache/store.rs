@@ -98,6 +98,18 @@ impl Cache {
         self.root.join("tmp")
     }
 
+    /// A versioned sub-folder of the cache (e.g. `roots-v1`), created if needed.
+    pub fn dir(&self, name: &str) -> Result<PathBuf, CacheError> {
+        let dir = self.root.join(name);
+        fs_err::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// The cache's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The content-addressed blob directory (`<hex>` files).
     pub fn blobs_dir(&self) -> PathBuf {
         self.root.join(BLOBS_DIR).join("sha256")

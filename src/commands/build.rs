@@ -189,8 +189,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
 
         let written =
             outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
-        printer.finish(&parts, &written);
-        Ok(())
+        printer.finish(&parts, &written)
     })
 }
 

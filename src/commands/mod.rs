@@ -1,6 +1,7 @@
 //! Commands: thin glue between the command line and the library crates.
 
 pub mod app_layer;
+pub mod base;
 pub mod build;
 pub mod outputs;
 pub mod plan;
@@ -18,6 +19,16 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Plan(args) => plan::run(args),
+    }
+}
+
+/// Write `text` to stdout. A reader that went away (`pyslip plan | head`) is not an error.
+pub fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 

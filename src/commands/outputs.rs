@@ -48,7 +48,7 @@ pub async fn write_all(
         }
     }
     if requested.tar.is_some() || requested.layout.is_some() {
-        fetch_base_layers(client, cache, image, base).await?;
+        super::base::fetch_layers(client, cache, base).await?;
     }
     if let Some(dest) = &requested.tar {
         let (dest, image, cache, refs) = (dest.clone(), image.clone(), cache.clone(), refs.clone());
@@ -133,44 +133,4 @@ async fn push(
         .push(target, extra_tags, blobs, manifest)
         .await
         .with_context(|| format!("pushing to {target}"))
-}
-
-/// Download the base layers the cache lacks (needed only for local outputs), in parallel.
-async fn fetch_base_layers(
-    client: &Client,
-    cache: &Cache,
-    image: &ImageParts,
-    base: &PulledImage,
-) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (blob, origin) in &image.layers {
-        if *origin != LayerOrigin::Base {
-            continue;
-        }
-        match cache.verify_blob(&blob.digest) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            // A corrupt cached copy was removed: fetch it anew.
-            Err(crate::cache::CacheError::Corrupt { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
-        let descriptor = base
-            .layers
-            .iter()
-            .find(|d| d.digest == blob.digest)
-            .cloned()
-            .context("base layer missing from the base manifest")?;
-        let (client, cache, repo) = (client.clone(), cache.clone(), base.repo.clone());
-        tasks.spawn(async move {
-            let dest = cache.blob_path(&descriptor.digest);
-            client
-                .fetch_blob(&repo, &descriptor, &dest)
-                .await
-                .with_context(|| format!("downloading base layer {}", descriptor.digest))
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result.context("download task failed")??;
-    }
-    Ok(())
 }

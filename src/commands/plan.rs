@@ -3,16 +3,16 @@
 use anyhow::Result;
 
 use crate::cli::PlanArgs;
-use crate::commands::plan_overrides;
+use crate::commands::{plan_overrides, print_stdout};
 
 /// Run `pyslip plan`.
 pub fn run(args: PlanArgs) -> Result<()> {
     let overrides = plan_overrides(&args.plan, Vec::new())?;
     let plan = pyslip_plan::plan(&args.plan.dir, &overrides)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     } else {
-        print!("{}", pyslip_plan::render_table(&plan));
+        print_stdout(&pyslip_plan::render_table(&plan))?;
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }

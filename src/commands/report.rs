@@ -85,15 +85,14 @@ impl Printer {
     }
 
     /// The final report: a line naming the digest, or the JSON object.
-    pub fn finish(&self, image: &ImageParts, written: &Written) {
+    pub fn finish(&self, image: &ImageParts, written: &Written) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", json_report(image, written));
-            return;
+            return super::print_stdout(&format!("{}\n", json_report(image, written)));
         }
         let mut targets: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
         targets.extend(written.tar.iter().map(|p| p.display().to_string()));
         targets.extend(written.layout.iter().map(|p| p.display().to_string()));
-        println!("{} {}", image.manifest_digest, targets.join(" "));
+        super::print_stdout(&format!("{} {}\n", image.manifest_digest, targets.join(" ")))
     }
 }
 

@@ -5,5 +5,6 @@ mod support;
 
 mod build_outputs;
 mod errors;
+mod plan_cli;
 mod registry_auth;
 mod reproducible;

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Measure pyslip against buildah on the same app, in one run: cold build, no-op rebuild and an
+# app-code-only change, each built and pushed to the loopback registry, each run RUNS times.
+# Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
+#
+#   sudo bash scripts/bench.sh [APP] [RUNS]     APP: a folder of testdata/apps (default stdlib)
+#
+# Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
+# isolation, as it must run without root), build from the same base image in the same registry,
+# and push to it. Not a test: numbers vary with the machine; compare ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+app=${1:-stdlib}
+runs=${2:-5}
+[[ $(id -u) -eq 0 ]] || { echo "run as root (it sets up the test environment)" >&2; exit 1; }
+bash scripts/test-env.sh >/dev/null
+# shellcheck disable=SC1091
+source /var/lib/pyslip-test/env
+cargo build --release --locked -q
+
+user=$PYSLIP_TEST_USER
+work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+install -m 0755 target/release/pyslip "$work/pyslip"
+cp -r "testdata/apps/$app" "$work/app"
+mkdir -p "$work/home" "$work/run"
+chown -R "$user:" "$work"
+chmod 0700 "$work/run"
+python=3.11
+base="$PYSLIP_TEST_REGISTRY/library/python:$python-slim"
+repo="$PYSLIP_TEST_REGISTRY/bench/$app"
+
+as_user() {
+	runuser -u "$user" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" \
+		XDG_CACHE_HOME="$work/home/.cache" PATH=/usr/local/bin:/usr/bin:/bin \
+		SSL_CERT_FILE="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$@"
+}
+
+# A Dockerfile doing what pyslip does for this app (base + app files + the same Cmd).
+cmd=$(as_user "$work/pyslip" plan "$work/app" --python "$python" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" --json |
+	python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["cmd"]["value"]))')
+cat >"$work/Containerfile" <<DOCKERFILE
+FROM $base
+WORKDIR /app
+COPY . /app
+ENV PYTHONUNBUFFERED=1 PORT=8000
+CMD $cmd
+DOCKERFILE
+chown "$user:" "$work/Containerfile"
+
+pyslip_build() {
+	as_user "$work/pyslip" build "$work/app" --python "$python" \
+		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push
+}
+buildah_build() {
+	as_user buildah --storage-driver vfs bud --isolation chroot --tls-verify=false -q \
+		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
+		as_user buildah --storage-driver vfs push --tls-verify=false -q "$repo:buildah" >/dev/null
+}
+reset_pyslip() { rm -rf "$work/home/.cache/pyslip"; }
+reset_buildah() { as_user buildah --storage-driver vfs rmi --all --force >/dev/null 2>&1 || true; }
+touch_app() { echo "# bench $RANDOM" >>"$work/app/main.py"; }
+
+# time_one CMD... → "seconds maxrss_kb" of one run
+time_one() {
+	local out
+	out=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -n 1)
+	echo "$out"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# scenario NAME TOOL → prints "median_seconds peak_kb"
+scenario() {
+	local name=$1 tool=$2 times=() peak=0 i t m
+	for ((i = 0; i < runs; i++)); do
+		case $name in
+		cold) "reset_$tool" ;;
+		noop) "${tool}_build" >/dev/null 2>&1 ;;
+		app-change) "${tool}_build" >/dev/null 2>&1; touch_app ;;
+		esac
+		read -r t m < <(time_one bash -c "${tool}_build")
+		times+=("$t")
+		((m > peak)) && peak=$m
+	done
+	printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | median)" "$peak"
+}
+
+export -f as_user pyslip_build buildah_build reset_pyslip reset_buildah touch_app
+export work user python base repo PYSLIP_TEST_REGISTRY
+printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
+printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
+for s in cold noop app-change; do
+	read -r pt pm < <(scenario "$s" pyslip)
+	read -r bt bm < <(scenario "$s" buildah)
+	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+	printf '%-12s %12s %12s %8s %11s MB %11s MB\n' "$s" "$pt" "$bt" "$ratio" $((pm / 1024)) $((bm / 1024))
+done
