@@ -37,6 +37,13 @@ rootless_test! {
         let list = listing(&layer.blob_path);
         assert!(list.contains("usr/local/bin/flask"), "console script in the image's bin: {list}");
         assert!(list.contains("__pycache__/") && list.contains(".cpython-311.pyc"), "bytecode compiled at build");
+        // Everything the install added lives under the interpreter's prefix (site-packages, bin).
+        let outside: Vec<&str> = list
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .filter(|p| !p.starts_with("usr/") && *p != "usr/")
+            .collect();
+        assert!(outside.is_empty(), "entries outside usr/: {outside:?}");
         for bad in [".pyslip", " tmp/", "root/.cache", "var/cache", "etc/resolv.conf"] {
             assert!(!list.contains(bad), "{bad} leaked into the layer:\n{list}");
         }
