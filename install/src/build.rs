@@ -198,6 +198,7 @@ pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
     created.dedup();
     // Parents sort before children; remove_mountpoints walks the list backwards.
     pyslip_sandbox::remove_mountpoints(&upper, &created).map_err(InstallError::Sandbox)?;
+    prune_copied_up_parents(&upper, req.base_root, &created);
     let entries = layers::diff_entries(&upper, &keep).map_err(InstallError::Layer)?;
     let (layer, blob_path) = store.write_blob(entries, req.mtime)?;
     let created_by = created_by(&recipe);
@@ -210,6 +211,40 @@ pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
         key,
         log: failure::tail(&log, 400),
     })
+}
+
+/// Removes the parents of mountpoints (`etc` for `etc/resolv.conf`) that overlay copied up from
+/// the base only to create the mountpoint: still empty in `upper`, and a directory of the same
+/// mode in the base, they would only repeat the base's directory in the layer.
+fn prune_copied_up_parents(upper: &Path, base: &Path, created: &[String]) {
+    use std::os::unix::fs::MetadataExt;
+    let mut parents: Vec<&str> = created
+        .iter()
+        .flat_map(|c| {
+            let mut p = c.as_str();
+            std::iter::from_fn(move || {
+                let (parent, _) = p.rsplit_once('/')?;
+                p = parent;
+                Some(parent)
+            })
+        })
+        .filter(|p| !p.split('/').any(|c| c.is_empty() || c == "." || c == ".."))
+        .collect();
+    // Deepest first.
+    parents.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    parents.dedup();
+    for rel in parents {
+        let (Ok(up), Ok(low)) = (
+            fs_err::symlink_metadata(upper.join(rel)),
+            fs_err::symlink_metadata(base.join(rel)),
+        ) else {
+            continue;
+        };
+        let empty = fs_err::read_dir(upper.join(rel)).is_ok_and(|mut d| d.next().is_none());
+        if up.is_dir() && low.is_dir() && empty && up.mode() == low.mode() {
+            let _ = fs_err::remove_dir(upper.join(rel));
+        }
+    }
 }
 
 /// The history line: the commands, without paths of pyslip's mounts or any environment.

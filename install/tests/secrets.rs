@@ -58,6 +58,7 @@ rootless_test! {
         fs_err::write(canary.path(), "home-canary-secret-4242").unwrap();
         let project = dir.path().join("app");
         fs_err::create_dir(&project).unwrap();
+        fs_err::write(project.join("main.py"), "print(1)\n").unwrap();
         fs_err::write(project.join("setup.py"), format!(r#"
 from setuptools import setup
 try:
