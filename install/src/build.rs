@@ -47,6 +47,29 @@ fn cache_err(e: std::io::Error) -> InstallError {
     InstallError::Cache(e)
 }
 
+/// The cached dependency layer for `req`, if the cache has it (`reused: true`).
+///
+/// Needs neither `req.base_root` nor the sandbox, so a caller can skip downloading and unpacking
+/// the base image when this answers.
+pub fn lookup(req: &DepsRequest) -> Result<Option<DepsLayer>, InstallError> {
+    if req.plan.install.is_none() {
+        return Err(InstallError::NoInstall);
+    }
+    let key = cache_key(req)?;
+    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
+    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
+    Ok(Store::new(&cache_dir)
+        .lookup(&key)
+        .map(|(layer, blob_path, created_by)| DepsLayer {
+            layer,
+            blob_path,
+            reused: true,
+            created_by,
+            key,
+            log: String::new(),
+        }))
+}
+
 /// Makes (or reuses) the dependency layer `req` describes.
 ///
 /// A cache hit (an index record whose blob exists and verifies) returns at once with
@@ -56,23 +79,16 @@ fn cache_err(e: std::io::Error) -> InstallError {
 /// Nothing half-made is recorded: a failure leaves at most a stray temp file in `<cache>/tmp`.
 pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
     let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    if !req.no_cache
+        && let Some(hit) = lookup(req)?
+    {
+        return Ok(hit);
+    }
     let key = cache_key(req)?;
     fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
     // Bind sources must be free of symlinks; the cache root itself is the user's to choose.
     let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
     let store = Store::new(&cache_dir);
-    if !req.no_cache
-        && let Some((layer, blob_path, created_by)) = store.lookup(&key)
-    {
-        return Ok(DepsLayer {
-            layer,
-            blob_path,
-            reused: true,
-            created_by,
-            key,
-            log: String::new(),
-        });
-    }
 
     let recipe = steps::recipe(install, req.project_dir)?;
     let uv = if recipe.needs_uv {

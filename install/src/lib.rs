@@ -21,7 +21,7 @@ mod steps;
 mod store;
 mod uv;
 
-pub use build::dependency_layer;
+pub use build::{dependency_layer, lookup};
 pub use env::strip_credentials;
 pub use error::InstallError;
 pub use key::{KEY_SCHEME, cache_key};

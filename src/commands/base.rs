@@ -43,6 +43,11 @@ pub async fn fetch_layers(client: &Client, cache: &Cache, base: &PulledImage) ->
     Ok(())
 }
 
+/// Where the base image's unpacked root lives (whether or not it is there yet).
+pub fn root_path(cache: &Cache, base: &PulledImage) -> Result<PathBuf> {
+    Ok(cache.dir(ROOTS_DIR)?.join(base.digest.hex()))
+}
+
 /// The base image's root filesystem, unpacked safely (base layers are untrusted input) into
 /// `roots-v1/<manifest hex>`; reused when already there.
 ///
@@ -50,7 +55,7 @@ pub async fn fetch_layers(client: &Client, cache: &Cache, base: &PulledImage) ->
 /// so an existing root is always complete. Two builds unpacking at once both succeed: the loser
 /// of the rename uses the winner's root.
 pub async fn root(client: &Client, cache: &Cache, base: &PulledImage) -> Result<PathBuf> {
-    let root = cache.dir(ROOTS_DIR)?.join(base.digest.hex());
+    let root = root_path(cache, base)?;
     if root.is_dir() {
         return Ok(root);
     }

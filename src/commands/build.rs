@@ -8,7 +8,7 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, outputs, plan_overrides, report};
+use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, report};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -104,16 +104,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
     for warning in &plan.warnings {
         printer.warn(warning);
     }
-    if let Some(install) = &plan.install {
-        return Err(UserError::new(
-            format!(
-                "{} needs a dependency layer, and installing dependencies is not implemented yet",
-                install.inputs.first().map(String::as_str).unwrap_or("the project")
-            ),
-            "this build of pyslip packages stdlib-only apps; dependency installs are tracked as issue 4",
-        )
-        .into());
-    }
     let cache = Cache::open_default()?;
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;
@@ -140,22 +130,40 @@ pub fn run(args: BuildArgs) -> Result<()> {
             .with_context(|| format!("resolving base image {base_ref}"))?;
         printer.base(&base_ref, &pulled.digest, pulled.layers.len());
 
-        let app = {
+        // The app layer is written while the dependency layer is made (or looked up).
+        let app_task = {
             let cache = cache.clone();
             let plan = plan.clone();
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || {
                 app_layer::write(&cache, &dir, &plan, &LayerOptions { mtime })
             })
-            .await
-            .context("app layer task failed")??
         };
+        let mut new_layers = Vec::new();
+        if plan.install.is_some() {
+            let settings = deps::DepsSettings {
+                project_dir: &dir,
+                platform: &platform,
+                uv: args.uv.as_deref(),
+                no_cache: args.no_cache,
+                mtime,
+            };
+            let deps = deps::layer(&client, &cache, &pulled, &plan, &settings).await?;
+            printer.layer(
+                LayerOrigin::Deps,
+                &deps.layer.digest,
+                deps.layer.size,
+                deps.reused,
+            );
+            new_layers.push(new_layer(&deps.layer, LayerOrigin::Deps, deps.created_by));
+        }
+        let app = app_task.await.context("app layer task failed")??;
         printer.layer(LayerOrigin::App, &app.digest, app.size, false);
-        let new_layers = vec![new_layer(
+        new_layers.push(new_layer(
             &app,
             LayerOrigin::App,
             app_layer::HISTORY.to_owned(),
-        )];
+        ));
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()

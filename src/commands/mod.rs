@@ -3,6 +3,7 @@
 pub mod app_layer;
 pub mod base;
 pub mod build;
+pub mod deps;
 pub mod outputs;
 pub mod plan;
 pub mod report;
@@ -73,6 +74,15 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<crate::cache::CacheError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_install::InstallError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_sandbox::SandboxError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<layers::UnpackError>() {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<layers::LayerError>() {

@@ -92,7 +92,11 @@ impl Printer {
         let mut targets: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
         targets.extend(written.tar.iter().map(|p| p.display().to_string()));
         targets.extend(written.layout.iter().map(|p| p.display().to_string()));
-        super::print_stdout(&format!("{} {}\n", image.manifest_digest, targets.join(" ")))
+        super::print_stdout(&format!(
+            "{} {}\n",
+            image.manifest_digest,
+            targets.join(" ")
+        ))
     }
 }
 

@@ -27,7 +27,6 @@ pub enum LayerOrigin {
     /// A layer of the base image.
     Base,
     /// The dependency layer.
-    #[allow(dead_code)] // constructed once the dependency layer lands (issue 4)
     Deps,
     /// The application layer.
     App,

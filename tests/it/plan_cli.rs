@@ -16,17 +16,31 @@ fn plan_json_is_the_plan_crates_serialization() {
         .args(["plan", &app("stdlib"), "--json", "--python", "3.11"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(plan["python"]["value"], "3.11");
     assert_eq!(plan["python"]["source"]["kind"], "flag");
-    assert_eq!(plan["cmd"]["value"], serde_json::json!(["python", "main.py"]));
+    assert_eq!(
+        plan["cmd"]["value"],
+        serde_json::json!(["python", "main.py"])
+    );
 }
 
 #[test]
 fn plan_table_names_sources() {
-    let out = pyslip().args(["plan", &app("django")]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pyslip()
+        .args(["plan", &app("django")])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("runtime.txt"), "{table}");
     assert!(table.contains("collectstatic"), "{table}");

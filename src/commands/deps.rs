@@ -1,0 +1,63 @@
+//! The dependency layer: reused from the cache by key, or installed in the rootless sandbox over
+//! the unpacked base root (see the `pyslip-install` crate).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pyslip_install::{DepsLayer, DepsRequest};
+use pyslip_plan::BuildPlan;
+use pyslip_registry::{Client, Platform, PulledImage};
+
+use crate::cache::Cache;
+use crate::commands::base;
+
+/// Settings of one build that the dependency layer depends on.
+pub struct DepsSettings<'a> {
+    /// The project directory.
+    pub project_dir: &'a Path,
+    /// The target platform.
+    pub platform: &'a Platform,
+    /// `--uv PATH`.
+    pub uv: Option<&'a Path>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// Entry mtimes and `SOURCE_DATE_EPOCH`.
+    pub mtime: u64,
+}
+
+/// Make or reuse the dependency layer for `plan`.
+///
+/// A cache hit needs neither the base layers nor the sandbox; only a miss downloads and unpacks
+/// the base root (itself cached per base digest).
+pub async fn layer(
+    client: &Client,
+    cache: &Cache,
+    base: &PulledImage,
+    plan: &BuildPlan,
+    settings: &DepsSettings<'_>,
+) -> Result<DepsLayer> {
+    let platform = settings.platform.to_string();
+    let expected_root = base::root_path(cache, base)?;
+    let mut req = DepsRequest {
+        project_dir: settings.project_dir,
+        plan,
+        base_root: &expected_root,
+        base_digest: &base.digest,
+        platform: &platform,
+        cache_dir: cache.root(),
+        uv_override: settings.uv,
+        no_cache: settings.no_cache,
+        mtime: settings.mtime,
+        host_env: std::env::vars().collect(),
+    };
+    if !settings.no_cache
+        && let Some(hit) = pyslip_install::lookup(&req)?
+    {
+        return Ok(hit);
+    }
+    let root = base::root(client, cache, base).await?;
+    req.base_root = &root;
+    // The install is synchronous (sandbox code has no async); keep the runtime's other workers free.
+    tokio::task::block_in_place(|| pyslip_install::dependency_layer(&req))
+        .context("building the dependency layer")
+}
