@@ -106,7 +106,11 @@ pub fn ensure_uv(
         .set_permissions(std::fs::Permissions::from_mode(0o755))
         .map_err(cache_err)?;
     out.as_file().sync_all().map_err(cache_err)?;
-    out.persist(&binary).map_err(|e| cache_err(e.error))?;
+    // Close the write descriptor BEFORE the rename: a concurrent build sharing the cache may
+    // exec `uv` the moment it appears, and exec fails with ETXTBSY while any writer is open.
+    out.into_temp_path()
+        .persist(&binary)
+        .map_err(|e| cache_err(e.error))?;
     Ok(binary)
 }
 

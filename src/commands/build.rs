@@ -155,7 +155,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 deps.layer.size,
                 deps.reused,
             );
-            new_layers.push(new_layer(&deps.layer, LayerOrigin::Deps, deps.created_by));
+            new_layers.push(new_layer(
+                &deps.layer,
+                LayerOrigin::Deps,
+                deps.created_by,
+                deps.reused,
+            ));
         }
         let app = app_task.await.context("app layer task failed")??;
         printer.layer(LayerOrigin::App, &app.digest, app.size, false);
@@ -163,6 +168,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             &app,
             LayerOrigin::App,
             app_layer::HISTORY.to_owned(),
+            false,
         ));
         let base_layers: Vec<BlobRef> = pulled
             .layers
@@ -201,7 +207,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
     })
 }
 
-fn new_layer(layer: &WrittenLayer, origin: LayerOrigin, created_by: String) -> NewLayer {
+fn new_layer(
+    layer: &WrittenLayer,
+    origin: LayerOrigin,
+    created_by: String,
+    reused: bool,
+) -> NewLayer {
     NewLayer {
         blob: BlobRef {
             media_type: image::OCI_LAYER_GZIP.to_owned(),
@@ -211,5 +222,6 @@ fn new_layer(layer: &WrittenLayer, origin: LayerOrigin, created_by: String) -> N
         diff_id: layer.diff_id.clone(),
         created_by,
         origin,
+        reused,
     }
 }

@@ -102,7 +102,8 @@ async fn push(
     extra_tags: &[String],
 ) -> Result<PushReport> {
     let mut blobs = Vec::new();
-    for (blob, origin) in &image.layers {
+    for layer in &image.layers {
+        let (blob, origin) = (&layer.blob, layer.origin);
         // Base layers are mounted (same registry) or streamed from the base's registry; a copy
         // in the cache (left by a local output) saves that download when the registries differ.
         let cached = cache.blob_size(&blob.digest) == Some(blob.size);

@@ -128,7 +128,8 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
     let layers: Vec<Value> = image
         .layers
         .iter()
-        .map(|(blob, origin)| {
+        .map(|l| {
+            let (blob, origin) = (&l.blob, &l.origin);
             let pushed = first_push.and_then(|r| {
                 r.blobs
                     .iter()
@@ -139,7 +140,7 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
                 "digest": blob.digest.to_string(),
                 "size": blob.size,
                 "origin": origin_name(*origin),
-                "reused": pushed.is_none_or(|p| p == "present" || p == "mounted"),
+                "reused": l.reused,
             });
             if let Some(p) = pushed {
                 layer["pushed"] = json!(p);

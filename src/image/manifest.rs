@@ -43,6 +43,19 @@ pub struct NewLayer {
     pub created_by: String,
     /// Which kind of layer.
     pub origin: LayerOrigin,
+    /// Taken from the cache rather than made by this build.
+    pub reused: bool,
+}
+
+/// A layer of the finished image.
+#[derive(Debug, Clone)]
+pub struct ImageLayer {
+    /// The blob.
+    pub blob: BlobRef,
+    /// Which kind of layer.
+    pub origin: LayerOrigin,
+    /// Not made by this build: a base layer, or a layer taken from the cache.
+    pub reused: bool,
 }
 
 /// The finished image: config and manifest bytes with their digests, and every layer in order.
@@ -56,8 +69,8 @@ pub struct ImageParts {
     pub manifest: Vec<u8>,
     /// Manifest digest (the image's identity).
     pub manifest_digest: Digest,
-    /// Every layer, base first, with its origin.
-    pub layers: Vec<(BlobRef, LayerOrigin)>,
+    /// Every layer, base first.
+    pub layers: Vec<ImageLayer>,
 }
 
 #[derive(Serialize)]
@@ -101,22 +114,27 @@ pub fn assemble(
         digest: Digest::of(&config),
         size: config.len() as u64,
     };
-    let mut layers: Vec<(BlobRef, LayerOrigin)> = base_layers
+    let mut layers: Vec<ImageLayer> = base_layers
         .iter()
-        .map(|b| {
-            let blob = BlobRef {
+        .map(|b| ImageLayer {
+            blob: BlobRef {
                 media_type: oci_layer_media_type(&b.media_type),
                 ..b.clone()
-            };
-            (blob, LayerOrigin::Base)
+            },
+            origin: LayerOrigin::Base,
+            reused: true,
         })
         .collect();
-    layers.extend(new_layers.iter().map(|l| (l.blob.clone(), l.origin)));
+    layers.extend(new_layers.iter().map(|l| ImageLayer {
+        blob: l.blob.clone(),
+        origin: l.origin,
+        reused: l.reused,
+    }));
     let manifest = serde_json::to_vec(&Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST,
         config: &config_blob,
-        layers: layers.iter().map(|(b, _)| b).collect(),
+        layers: layers.iter().map(|l| &l.blob).collect(),
         annotations,
     })?;
     Ok(ImageParts {

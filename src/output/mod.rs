@@ -12,9 +12,9 @@ use layers::Digest;
 /// Every blob of an image in the order a sink writes them: layers, config, then the manifest.
 pub fn blob_digests(image: &ImageParts) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::new();
-    for (blob, _) in &image.layers {
-        if !out.contains(&blob.digest) {
-            out.push(blob.digest.clone());
+    for layer in &image.layers {
+        if !out.contains(&layer.blob.digest) {
+            out.push(layer.blob.digest.clone());
         }
     }
     out.push(image.config_blob.digest.clone());

@@ -35,7 +35,7 @@ pub fn write(dest: &Path, image: &ImageParts, cache: &Cache, refs: &[String]) ->
             "Config": format!("blobs/sha256/{}", image.config_blob.digest.hex()),
             "RepoTags": refs,
             "Layers": image.layers.iter()
-                .map(|(b, _)| format!("blobs/sha256/{}", b.digest.hex()))
+                .map(|l| format!("blobs/sha256/{}", l.blob.digest.hex()))
                 .collect::<Vec<_>>(),
         }]);
         append_bytes(

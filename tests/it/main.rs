@@ -3,7 +3,9 @@
 
 mod support;
 
+mod apps;
 mod build_outputs;
+mod deps_cache;
 mod errors;
 mod plan_cli;
 mod registry_auth;

@@ -74,6 +74,30 @@ pub struct Work {
     dir: tempfile::TempDir,
     /// The pyslip binary, copied where the test user can run it.
     pub bin: PathBuf,
+    cache: PathBuf,
+}
+
+/// A cache dir shared by every test of this process that asks for it (concurrent builds sharing
+/// one cache is a supported case), owned by the test user.
+fn shared_cache() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(format!(
+            "/tmp/pyslip-it-shared-cache-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("shared cache dir");
+        if running_as_root() {
+            let status = Command::new("chown")
+                .arg(format!("{0}:{0}", env().user))
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        dir
+    })
+    .clone()
 }
 
 impl Work {
@@ -88,9 +112,17 @@ impl Work {
         for sub in ["home", "cache", "run"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
-        let work = Self { dir, bin };
+        let cache = dir.path().join("cache");
+        let work = Self { dir, bin, cache };
         work.give_to_user(work.path());
         set_mode(work.path().join("run").as_path(), 0o700);
+        work
+    }
+
+    /// A fresh work dir whose builds use the process-wide shared cache.
+    pub fn with_shared_cache() -> Self {
+        let mut work = Self::new();
+        work.cache = shared_cache();
         work
     }
 
@@ -101,7 +133,7 @@ impl Work {
 
     /// The test user's cache dir for this work dir.
     pub fn cache(&self) -> PathBuf {
-        self.path().join("cache")
+        self.cache.clone()
     }
 
     /// Copy `testdata/apps/<name>` into the work dir and return its path.
@@ -304,6 +336,7 @@ impl Container {
 
     fn start(engine: &'static str, image: &str, port: u16) -> Self {
         let name = format!("pyslip-it-{}-{port}", std::process::id());
+        let _ = Command::new(engine).args(["rm", "-f", &name]).output();
         let out = Command::new(engine)
             .args(["run", "-d", "--name", &name, "--network", "host"])
             .args(["-e", &format!("PORT={port}"), image])
@@ -315,6 +348,33 @@ impl Container {
             String::from_utf8_lossy(&out.stderr)
         );
         Self { name, engine }
+    }
+
+    /// The container's log so far.
+    pub fn logs(&self) -> String {
+        Command::new(self.engine)
+            .args(["logs", &self.name])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Run a command in the container and return its stdout.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let out = Command::new(self.engine)
+            .args(["exec", &self.name])
+            .args(args)
+            .output()
+            .expect("exec");
+        assert!(
+            out.status.success(),
+            "exec {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// GET `path` until the server answers (up to 30 s); returns (status, body).

@@ -1,0 +1,136 @@
+//! Issue 4 acceptance: the dependency layer's cache, reproducibility and secrets, through the
+//! real binary run as the unprivileged user.
+
+use serde_json::Value;
+
+use crate::support::{Work, base_repo, env, unique_repo};
+
+fn build(
+    work: &Work,
+    app: &std::path::Path,
+    image: &str,
+    envs: &[(&str, &str)],
+) -> (Value, String) {
+    let run = work
+        .pyslip_with(
+            &[
+                "build",
+                app.to_str().expect("utf-8"),
+                "--base-repo",
+                &base_repo(),
+                "-t",
+                image,
+                "--push",
+                "--json",
+            ],
+            envs,
+        )
+        .ok();
+    (run.json(), run.stderr)
+}
+
+fn layer<'a>(report: &'a Value, origin: &str) -> &'a Value {
+    report["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["origin"] == origin)
+        .unwrap_or_else(|| panic!("no {origin} layer: {report}"))
+}
+
+/// Unchanged rebuild: the dependency layer is reused (no sandbox run) and the digest is the same.
+/// App-only change: only the app layer is new.
+#[test]
+fn unchanged_rebuild_reuses_deps_and_app_change_rebuilds_only_the_app_layer() {
+    let work = Work::new();
+    let app = work.app("flask-requirements");
+    let image = format!("{}/{}:1", env().registry, unique_repo("deps-cache"));
+    let (first, _) = build(&work, &app, &image, &[]);
+    assert_eq!(layer(&first, "deps")["reused"], false, "{first}");
+
+    let (second, _) = build(&work, &app, &image, &[]);
+    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(layer(&second, "deps")["reused"], true, "{second}");
+    assert_eq!(second["push"]["uploaded"], 0, "{second}");
+
+    let main = app.join("app.py");
+    let mut code = std::fs::read_to_string(&main).expect("app.py");
+    code.push_str("\n# an app-only change\n");
+    std::fs::write(&main, code).expect("write app.py");
+    let (third, _) = build(&work, &app, &image, &[]);
+    assert_ne!(third["digest"], first["digest"]);
+    assert_eq!(layer(&third, "deps")["reused"], true, "{third}");
+    assert_eq!(
+        layer(&third, "deps")["digest"],
+        layer(&first, "deps")["digest"]
+    );
+    assert_ne!(
+        layer(&third, "app")["digest"],
+        layer(&first, "app")["digest"]
+    );
+    // Only the app layer (and config) went up; base and deps were already there.
+    for l in third["layers"].as_array().expect("layers") {
+        let want = if l["origin"] == "app" {
+            "uploaded"
+        } else {
+            "present"
+        };
+        assert_eq!(l["pushed"], want, "{third}");
+    }
+}
+
+/// Two clean builds (separate caches) give identical dependency layers: pycs, RECORD, metadata.
+#[test]
+fn two_clean_builds_give_identical_dependency_layers() {
+    let digests: Vec<Value> = (0..2)
+        .map(|i| {
+            let work = Work::new();
+            let app = work.app("tornado");
+            let image = format!("{}/{}:{i}", env().registry, unique_repo("deps-repro"));
+            let (report, _) = build(&work, &app, &image, &[]);
+            layer(&report, "deps")["digest"].clone()
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+}
+
+/// Secrets in an index URL's credentials and in an env var appear in no layer, config, history,
+/// cache key or log line.
+#[test]
+fn secrets_stay_out_of_layers_config_cache_and_output() {
+    const URL_SECRET: &str = "idx-secret-5521";
+    const ENV_SECRET: &str = "env-secret-9183";
+    let work = Work::new();
+    let app = work.app("flask-requirements");
+    let image = format!("{}/{}:1", env().registry, unique_repo("secrets"));
+    let index = format!("https://pyslip:{URL_SECRET}@pypi.org/simple");
+    let (report, stderr) = build(
+        &work,
+        &app,
+        &image,
+        &[
+            ("PIP_INDEX_URL", &index),
+            ("UV_INDEX_URL", &index),
+            (
+                "PIP_EXTRA_INDEX_URL",
+                &format!("https://x:{ENV_SECRET}@example.invalid/simple"),
+            ),
+            ("PYSLIP_TEST_TOKEN", ENV_SECRET),
+        ],
+    );
+    let output = format!("{report}{stderr}");
+    for secret in [URL_SECRET, ENV_SECRET] {
+        assert!(!output.contains(secret), "{secret} in pyslip's output");
+    }
+    // Every file in the cache (layers gunzipped too), including the key index and the config.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && for f in $(find . -type f); do (cat \"$f\"; zcat \"$f\" 2>/dev/null) ; done | grep -a -c -e {URL_SECRET} -e {ENV_SECRET}",
+            work.cache().display()
+        ))
+        .output()
+        .expect("scan cache");
+    let hits = String::from_utf8_lossy(&status.stdout).trim().to_owned();
+    assert_eq!(hits, "0", "secrets found in the cache");
+}
