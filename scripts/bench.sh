@@ -27,7 +27,7 @@ cp -r "testdata/apps/$app" "$work/app"
 mkdir -p "$work/home" "$work/run"
 chown -R "$user:" "$work"
 chmod 0700 "$work/run"
-python=3.11
+python=${PYSLIP_BENCH_PYTHON:-3.11}
 base="$PYSLIP_TEST_REGISTRY/library/python:$python-slim"
 repo="$PYSLIP_TEST_REGISTRY/bench/$app"
 
@@ -40,13 +40,20 @@ as_user() {
 # A Dockerfile doing what pyslip does for this app (base + app files + the same Cmd).
 cmd=$(as_user "$work/pyslip" plan "$work/app" --python "$python" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" --json |
 	python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["cmd"]["value"]))')
-cat >"$work/Containerfile" <<DOCKERFILE
-FROM $base
-WORKDIR /app
-COPY . /app
-ENV PYTHONUNBUFFERED=1 PORT=8000
-CMD $cmd
-DOCKERFILE
+# The usual cached-dependencies Containerfile (requirements first), with the host CA bundle
+# mounted for pip, as pyslip's sandbox does.
+ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+{
+	echo "FROM $base"
+	echo "WORKDIR /app"
+	if [[ -f $work/app/requirements.txt ]]; then
+		echo "COPY requirements.txt /app/"
+		echo "RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install --no-cache-dir --root-user-action=ignore -r requirements.txt"
+	fi
+	echo "COPY . /app"
+	echo "ENV PYTHONUNBUFFERED=1 PORT=8000"
+	echo "CMD $cmd"
+} >"$work/Containerfile"
 chown "$user:" "$work/Containerfile"
 
 pyslip_build() {
@@ -55,6 +62,7 @@ pyslip_build() {
 }
 buildah_build() {
 	as_user buildah --storage-driver vfs bud --isolation chroot --tls-verify=false -q \
+		--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro" \
 		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
 		as_user buildah --storage-driver vfs push --tls-verify=false -q "$repo:buildah" >/dev/null
 }
@@ -87,7 +95,7 @@ scenario() {
 }
 
 export -f as_user pyslip_build buildah_build reset_pyslip reset_buildah touch_app
-export work user python base repo PYSLIP_TEST_REGISTRY
+export work user python base repo ca PYSLIP_TEST_REGISTRY
 printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
 printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
 for s in cold noop app-change; do

@@ -124,6 +124,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     runtime.block_on(async move {
         let base_ref = Reference::parse(&plan.base.value)
             .with_context(|| format!("base image {}", plan.base.value))?;
+        printer.step(&format!("resolving {base_ref}"));
         let pulled = client
             .pull_image(&base_ref, &platform)
             .await
@@ -148,6 +149,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 no_cache: args.no_cache,
                 mtime,
             };
+            printer.step("making the dependency layer");
             let deps = deps::layer(&client, &cache, &pulled, &plan, &settings).await?;
             printer.layer(
                 LayerOrigin::Deps,
@@ -201,6 +203,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         cache.write_blob(&parts.config)?;
         cache.write_blob(&parts.manifest)?;
 
+        printer.step("writing outputs");
         let written =
             outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
         printer.finish(&parts, &written)

@@ -14,32 +14,44 @@ use crate::image::{ImageParts, LayerOrigin};
 /// Prints progress and the result.
 pub struct Printer {
     json: bool,
-    tty: bool,
+    /// On a terminal: a spinner naming the step in progress, above which finished lines print.
+    spinner: Option<indicatif::ProgressBar>,
 }
 
 impl Printer {
     /// A printer for `--json` or human output.
     pub fn new(json: bool) -> Self {
-        Self {
-            json,
-            tty: std::io::stderr().is_terminal(),
-        }
+        let spinner = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        Self { json, spinner }
     }
 
     fn line(&self, text: &str) {
-        if !self.json {
-            if self.tty {
-                // Clear the line first so an earlier status line never leaves stray characters.
-                eprintln!("\r\x1b[2K{text}");
-            } else {
-                eprintln!("{text}");
-            }
+        if self.json {
+            return;
+        }
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Name the step now running (shown only on a terminal).
+    pub fn step(&self, text: &str) {
+        if let Some(bar) = &self.spinner {
+            bar.set_message(text.to_owned());
         }
     }
 
     /// A warning (always shown, also with `--json`, on stderr).
     pub fn warn(&self, text: &str) {
-        eprintln!("warning: {text}");
+        match &self.spinner {
+            Some(bar) => bar.println(format!("warning: {text}")),
+            None => eprintln!("warning: {text}"),
+        }
     }
 
     /// The base image was resolved.
@@ -86,6 +98,9 @@ impl Printer {
 
     /// The final report: a line naming the digest, or the JSON object.
     pub fn finish(&self, image: &ImageParts, written: &Written) -> anyhow::Result<()> {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
         if self.json {
             return super::print_stdout(&format!("{}\n", json_report(image, written)));
         }
@@ -97,6 +112,15 @@ impl Printer {
             image.manifest_digest,
             targets.join(" ")
         ))
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        // On an error the spinner must not be left on the line the error is printed after.
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
     }
 }
 
