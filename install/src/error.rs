@@ -104,6 +104,30 @@ pub enum InstallError {
     /// Turning the install into a layer failed.
     #[error("cannot write the dependency layer")]
     Layer(#[source] layers::LayerError),
+    /// A cached layer could not be unpacked as a lower dir of a later sandbox.
+    #[error("cannot unpack a cached layer for the sandbox")]
+    Unpack(#[source] layers::UnpackError),
+    /// The runtime user is not `root`, `UID` or `UID:GID`.
+    #[error("user {0:?} is not root, UID or UID:GID")]
+    User(String),
+    /// Django's `collectstatic` ran and failed.
+    #[error("django collectstatic failed: {step} {}\n{output}", describe(*status))]
+    Collectstatic {
+        /// What ran, e.g. `python manage.py collectstatic --noinput`.
+        step: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// Django's own message (tail of its output).
+        output: String,
+    },
+    /// `STATIC_ROOT` as Django resolved it cannot hold the collected files.
+    #[error("django STATIC_ROOT {root:?} {reason}")]
+    StaticRoot {
+        /// The value Django reported.
+        root: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 fn what_failed(package: Option<&str>) -> String {
@@ -129,6 +153,13 @@ impl InstallError {
             )),
             InstallError::Sandbox(e) => e.hint(),
             InstallError::Layer(e) => e.hint(),
+            InstallError::Unpack(e) => e.hint(),
+            InstallError::User(_) => Some(
+                "set --user (or user = in [tool.pyslip]) to root or numeric ids such as 1000:1000".to_owned(),
+            ),
+            InstallError::Collectstatic { .. } | InstallError::StaticRoot { .. } => Some(
+                "fix the settings so that `python manage.py collectstatic --noinput` works without a database or secrets, or skip it: set `collectstatic = false` in [tool.pyslip] or DISABLE_COLLECTSTATIC=1".to_owned(),
+            ),
             InstallError::UvDownload { .. } => Some(
                 "pyslip downloads a pinned uv from files.pythonhosted.org: check network/proxy settings (HTTPS_PROXY, SSL_CERT_FILE), or pass --uv PATH".to_owned(),
             ),

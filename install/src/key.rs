@@ -15,17 +15,54 @@ use crate::uv::UV_VERSION;
 pub const KEY_SCHEME: &str = "pyslip-deps-v1";
 
 /// Feeds length-prefixed fields into the hash, so that no two field lists collide.
-struct KeyHasher(Sha256);
+pub(crate) struct KeyHasher(Sha256);
 
 impl KeyHasher {
-    fn field(&mut self, name: &str, value: &[u8]) {
+    /// A hasher that starts with the key scheme.
+    pub fn new(scheme: &str) -> Self {
+        let mut h = KeyHasher(Sha256::new());
+        h.field("scheme", scheme.as_bytes());
+        h
+    }
+
+    /// The key: hex sha256 of every field fed so far.
+    pub fn finish(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Feeds every shipped entry of the project: paths, kinds, modes' execute bit and content.
+    pub fn shipped(
+        &mut self,
+        project_dir: &std::path::Path,
+        files: &pyslip_plan::ShippedFiles,
+    ) -> Result<(), InstallError> {
+        for f in &files.entries {
+            match &f.kind {
+                FileKind::File => self.file(
+                    &format!("file:{}:{}", f.path, f.executable),
+                    &project_dir.join(&f.path),
+                )?,
+                FileKind::Dir => self.field(&format!("dir:{}", f.path), b""),
+                FileKind::Symlink { target } => {
+                    self.field(&format!("link:{}", f.path), target.as_bytes())
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn field(&mut self, name: &str, value: &[u8]) {
         self.0.update((name.len() as u64).to_le_bytes());
         self.0.update(name.as_bytes());
         self.0.update((value.len() as u64).to_le_bytes());
         self.0.update(value);
     }
 
-    fn file(&mut self, name: &str, path: &std::path::Path) -> Result<(), InstallError> {
+    pub fn file(&mut self, name: &str, path: &std::path::Path) -> Result<(), InstallError> {
         let read_err = |source| InstallError::ReadInput {
             path: path.to_owned(),
             source,

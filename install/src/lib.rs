@@ -2,14 +2,19 @@
 //! semantics) in the rootless sandbox on top of the unpacked base image, and capture exactly what
 //! the install added as one cached, reproducible layer. See [`dependency_layer`].
 //!
+//! Django's `collectstatic` runs the same way over the dependency layer and the shipped files,
+//! its output cached as a layer of its own: see [`collectstatic_layer`].
+//!
 //! Sync code only. Cache folders owned here (under pyslip's cache root): `uv-v1`, `pip-v1` (the
 //! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `deps-v1`
-//! (the dependency-layer index); blobs go to `blobs-v1/sha256/<hex>`.
+//! (the dependency-layer index), `static-v1` (the collectstatic index), `layer-roots-v1` (layers
+//! unpacked as sandbox lower dirs); blobs go to `blobs-v1/sha256/<hex>`.
 
 // Tests may unwrap: a panic is the failure report there.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod build;
+mod collectstatic;
 mod env;
 mod error;
 mod failure;
@@ -17,14 +22,20 @@ mod fsutil;
 mod key;
 mod locks;
 mod request;
+mod roots;
 mod steps;
 mod store;
 mod uv;
 
 pub use build::{dependency_layer, lookup};
+pub use collectstatic::{
+    STATIC_KEY_SCHEME, StaticLayer, StaticRequest, collectstatic_layer, lookup_static,
+    runs_collectstatic, runtime_owner, static_key,
+};
 pub use env::strip_credentials;
 pub use error::InstallError;
 pub use key::{KEY_SCHEME, cache_key};
 pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest};
+pub use roots::layer_root;
 pub use uv::{UV_VERSION, ensure_uv};

@@ -1,5 +1,5 @@
-//! The dependency-layer index (`<cache>/deps-v1/<key>.json`) and the blob store
-//! (`<cache>/blobs-v1/sha256/<hex>`). Every write is a temp file in `<cache>/tmp` (or the
+//! The layer indexes (`<cache>/deps-v1/<key>.json`, `project-v1/`, `static-v1/`) and the blob
+//! store (`<cache>/blobs-v1/sha256/<hex>`). Every write is a temp file in `<cache>/tmp` (or the
 //! target dir) renamed into place, so a killed build leaves nothing a later build trusts.
 
 use std::io::{BufWriter, Read, Write};
@@ -24,6 +24,8 @@ struct Record {
 /// pyslip's cache root, as this crate uses it.
 pub(crate) struct Store {
     root: PathBuf,
+    /// Index folder name under the root (`deps-v1`, `project-v1`, `static-v1`).
+    index: &'static str,
 }
 
 fn cache_err(e: std::io::Error) -> InstallError {
@@ -31,10 +33,16 @@ fn cache_err(e: std::io::Error) -> InstallError {
 }
 
 impl Store {
-    /// The store under `root` (directories are created on first write).
+    /// The dependency-layer store under `root` (directories are created on first write).
     pub fn new(root: &Path) -> Self {
+        Self::with_index(root, "deps-v1")
+    }
+
+    /// The store under `root` whose records live in `<root>/<index>/`.
+    pub fn with_index(root: &Path, index: &'static str) -> Self {
         Store {
             root: root.to_owned(),
+            index,
         }
     }
 
@@ -50,7 +58,7 @@ impl Store {
     }
 
     fn record_path(&self, key: &str) -> PathBuf {
-        self.root.join("deps-v1").join(format!("{key}.json"))
+        self.root.join(self.index).join(format!("{key}.json"))
     }
 
     /// The layer recorded for `key`, when the record parses and its blob exists with the
@@ -118,7 +126,7 @@ impl Store {
         created_by: &str,
     ) -> Result<(), InstallError> {
         let path = self.record_path(key);
-        let dir = self.root.join("deps-v1");
+        let dir = self.root.join(self.index);
         fs_err::create_dir_all(&dir).map_err(cache_err)?;
         let record = Record {
             digest: layer.digest.to_string(),

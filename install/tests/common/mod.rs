@@ -86,14 +86,20 @@ macro_rules! rootless_test {
 /// The fixture `python:3.11-slim` from the test registry, unpacked once per user under the
 /// temp dir: (root, manifest digest).
 pub fn base_root() -> (PathBuf, Digest) {
+    base_root_for("3.11")
+}
+
+/// The fixture `python:<version>-slim` (3.11, 3.13 or 3.14) from the test registry, unpacked
+/// once per user under the temp dir: (root, manifest digest).
+pub fn base_root_for(version: &str) -> (PathBuf, Digest) {
     let registry = std::env::var("PYSLIP_TEST_REGISTRY").expect(
         "PYSLIP_TEST_REGISTRY unset: run scripts/test-env.sh and source /var/lib/pyslip-test/env",
     );
     let uid = rustix::process::geteuid().as_raw();
     let dir = std::env::temp_dir().join(format!("pyslip-install-tests-{uid}"));
     fs_err::create_dir_all(&dir).unwrap();
-    let root = dir.join("base-3.11");
-    let digest_file = dir.join("base-3.11.digest");
+    let root = dir.join(format!("base-{version}"));
+    let digest_file = dir.join(format!("base-{version}.digest"));
     if root.is_dir() && digest_file.is_file() {
         return (
             root,
@@ -111,7 +117,7 @@ pub fn base_root() -> (PathBuf, Digest) {
             "--src-tls-verify=false",
             "--src-no-creds",
         ])
-        .arg(format!("docker://{registry}/library/python:3.11-slim"))
+        .arg(format!("docker://{registry}/library/python:{version}-slim"))
         .arg(format!("oci:{}:x", layout.path().display()))
         .status()
         .unwrap();
@@ -136,7 +142,7 @@ pub fn base_root() -> (PathBuf, Digest) {
         .iter()
         .map(|l| fs_err::File::open(blob(l["digest"].as_str().unwrap())).unwrap())
         .collect();
-    let fresh = dir.join(format!("base-3.11.{}", std::process::id()));
+    let fresh = dir.join(format!("base-{version}.{}", std::process::id()));
     unpack_layers_into(&fresh, layers, &UnpackLimits::default()).unwrap();
     // Another test may have won the race; either root is fine.
     if fs_err::rename(&fresh, &root).is_err() {
@@ -197,7 +203,17 @@ pub struct Build {
 
 impl Build {
     pub fn new(project: &Path, cache: &Path) -> Build {
-        let (base, digest) = base_root();
+        Self::on_base(project, cache, "3.11")
+    }
+
+    /// A build over the fixture base of the plan's own Python version.
+    pub fn for_plan_python(project: &Path, cache: &Path) -> Build {
+        let plan = pyslip_plan::plan(project, &pyslip_plan::Overrides::default()).unwrap();
+        Self::on_base(project, cache, &plan.python.value)
+    }
+
+    pub fn on_base(project: &Path, cache: &Path, python: &str) -> Build {
+        let (base, digest) = base_root_for(python);
         let plan = pyslip_plan::plan(project, &pyslip_plan::Overrides::default()).unwrap();
         Build {
             project: project.to_owned(),
