@@ -38,8 +38,11 @@ as_user() {
 }
 
 # A Dockerfile doing what pyslip does for this app (base + app files + the same Cmd).
-cmd=$(as_user "$work/pyslip" plan "$work/app" --python "$python" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" --json |
-	python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["cmd"]["value"]))')
+plan_json=$(as_user "$work/pyslip" plan "$work/app" --python "$python" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" --json)
+cmd=$(python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["cmd"]["value"]))' <<<"$plan_json")
+# The files the install reads (requirements.txt and what it includes with -r/-c).
+inputs=$(python3 -c 'import json,sys; i=json.load(sys.stdin)["install"]; print(" ".join(i["inputs"]) if i else "")' <<<"$plan_json")
+
 # The usual cached-dependencies Containerfile (requirements first), with the host CA bundle
 # mounted for pip, as pyslip's sandbox does.
 ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
@@ -47,7 +50,7 @@ ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 	echo "FROM $base"
 	echo "WORKDIR /app"
 	if [[ -f $work/app/requirements.txt ]]; then
-		echo "COPY requirements.txt /app/"
+		echo "COPY $inputs /app/"
 		echo "RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install --no-cache-dir --root-user-action=ignore -r requirements.txt"
 	fi
 	echo "COPY . /app"

@@ -160,9 +160,26 @@ pub fn run(args: BuildArgs) -> Result<()> {
             new_layers.push(new_layer(
                 &deps.layer,
                 LayerOrigin::Deps,
-                deps.created_by,
+                deps.created_by.clone(),
                 deps.reused,
             ));
+            printer.step("running collectstatic");
+            if let Some(statics) =
+                deps::static_layer(&client, &cache, &pulled, &plan, &[&deps], &settings).await?
+            {
+                printer.layer(
+                    LayerOrigin::Static,
+                    &statics.layer.digest,
+                    statics.layer.size,
+                    statics.reused,
+                );
+                new_layers.push(new_layer(
+                    &statics.layer,
+                    LayerOrigin::Static,
+                    statics.created_by,
+                    statics.reused,
+                ));
+            }
         }
         let app = app_task.await.context("app layer task failed")??;
         printer.layer(LayerOrigin::App, &app.digest, app.size, false);

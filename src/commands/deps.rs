@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pyslip_install::{DepsLayer, DepsRequest};
+use pyslip_install::{DepsLayer, DepsRequest, StaticLayer, StaticRequest};
 use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, Platform, PulledImage};
 
@@ -60,4 +60,41 @@ pub async fn layer(
     // The install is synchronous (sandbox code has no async); keep the runtime's other workers free.
     tokio::task::block_in_place(|| pyslip_install::dependency_layer(&req))
         .context("building the dependency layer")
+}
+
+/// Run (or reuse) Django's collectstatic over the dependency layer; `None` when the plan does
+/// not run it. Like the dependency layer, a cache hit needs no base root and no sandbox.
+pub async fn static_layer(
+    client: &Client,
+    cache: &Cache,
+    base: &PulledImage,
+    plan: &BuildPlan,
+    below: &[&DepsLayer],
+    settings: &DepsSettings<'_>,
+) -> Result<Option<StaticLayer>> {
+    if !pyslip_install::runs_collectstatic(plan) {
+        return Ok(None);
+    }
+    let platform = settings.platform.to_string();
+    let expected_root = base::root_path(cache, base)?;
+    let mut req = StaticRequest {
+        project_dir: settings.project_dir,
+        plan,
+        layers: below,
+        base_root: &expected_root,
+        base_digest: &base.digest,
+        platform: &platform,
+        cache_dir: cache.root(),
+        no_cache: settings.no_cache,
+        mtime: settings.mtime,
+    };
+    if !settings.no_cache
+        && let Some(hit) = pyslip_install::lookup_static(&req)?
+    {
+        return Ok(Some(hit));
+    }
+    let root = base::root(client, cache, base).await?;
+    req.base_root = &root;
+    tokio::task::block_in_place(|| pyslip_install::collectstatic_layer(&req))
+        .context("running Django's collectstatic")
 }

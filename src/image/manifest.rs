@@ -28,6 +28,8 @@ pub enum LayerOrigin {
     Base,
     /// The dependency layer.
     Deps,
+    /// Django's collected static files.
+    Static,
     /// The application layer.
     App,
 }
