@@ -8,23 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Container, Work, base_repo, env, free_port, host, unique_repo};
+use crate::support::{Container, Work, env, free_port, host, unique_repo};
 
 /// Build `app` with `--push`, pull it and start it; returns the report, image and container.
 fn build_and_start(work: &Work, app: &str) -> (Value, String, Container, u16) {
     let dir = work.app(app);
     let image = format!("{}/{}:1", env().registry, unique_repo(app));
     let report = work
-        .pyslip(&[
-            "build",
-            dir.to_str().expect("utf-8"),
-            "--base-repo",
-            &base_repo(),
-            "-t",
-            &image,
-            "--push",
-            "--json",
-        ])
+        .build(&dir, &["-t", &image, "--push", "--json"])
         .ok()
         .json();
     host("podman", &["pull", "-q", &image]);

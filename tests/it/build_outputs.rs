@@ -1,6 +1,6 @@
 //! The stdlib app built once into all three outputs; each output runs.
 
-use crate::support::{Container, Work, base_repo, env, free_port, host, unique_repo};
+use crate::support::{Container, Work, env, free_port, host, unique_repo};
 
 fn expect_healthz(container: &Container, port: u16) {
     let (status, body) = container.get(port, "/healthz");
@@ -19,22 +19,21 @@ fn stdlib_app_pushed_tarball_and_layout_all_run() {
     std::fs::create_dir_all(tar.parent().expect("parent")).expect("mkdir out");
     work.give_to_user(&work.path().join("out"));
     let run = work
-        .pyslip(&[
-            "build",
-            app.to_str().expect("utf-8"),
-            "--base-repo",
-            &base_repo(),
-            "--python",
-            "3.11",
-            "-t",
-            &image,
-            "--push",
-            "--tar",
-            tar.to_str().expect("utf-8"),
-            "--oci-layout",
-            layout.to_str().expect("utf-8"),
-            "--json",
-        ])
+        .build(
+            &app,
+            &[
+                "--python",
+                "3.11",
+                "-t",
+                &image,
+                "--push",
+                "--tar",
+                tar.to_str().expect("utf-8"),
+                "--oci-layout",
+                layout.to_str().expect("utf-8"),
+                "--json",
+            ],
+        )
         .ok();
     let report = run.json();
     let digest = report["digest"].as_str().expect("digest").to_owned();
@@ -88,18 +87,17 @@ fn tarball_loads_into_docker() {
     let app = work.app("stdlib");
     let tar = work.path().join("image.tar");
     let image = format!("pyslip-it/docker-load:{}", std::process::id());
-    work.pyslip(&[
-        "build",
-        app.to_str().expect("utf-8"),
-        "--base-repo",
-        &base_repo(),
-        "--python",
-        "3.13",
-        "-t",
-        &image,
-        "--tar",
-        tar.to_str().expect("utf-8"),
-    ])
+    work.build(
+        &app,
+        &[
+            "--python",
+            "3.13",
+            "-t",
+            &image,
+            "--tar",
+            tar.to_str().expect("utf-8"),
+        ],
+    )
     .ok();
     host("docker", &["load", "-i", tar.to_str().expect("utf-8")]);
     let port = free_port();
@@ -116,18 +114,17 @@ fn oci_layout_keeps_earlier_images() {
     let app = work.app("stdlib");
     let layout = work.path().join("layout");
     for (tag, python) in [("a:1", "3.11"), ("b:2", "3.14")] {
-        work.pyslip(&[
-            "build",
-            app.to_str().expect("utf-8"),
-            "--base-repo",
-            &base_repo(),
-            "--python",
-            python,
-            "-t",
-            tag,
-            "--oci-layout",
-            layout.to_str().expect("utf-8"),
-        ])
+        work.build(
+            &app,
+            &[
+                "--python",
+                python,
+                "-t",
+                tag,
+                "--oci-layout",
+                layout.to_str().expect("utf-8"),
+            ],
+        )
         .ok();
     }
     let index: serde_json::Value =

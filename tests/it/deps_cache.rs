@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Work, base_repo, env, unique_repo};
+use crate::support::{Work, env, unique_repo};
 
 fn build(
     work: &Work,
@@ -12,19 +12,7 @@ fn build(
     envs: &[(&str, &str)],
 ) -> (Value, String) {
     let run = work
-        .pyslip_with(
-            &[
-                "build",
-                app.to_str().expect("utf-8"),
-                "--base-repo",
-                &base_repo(),
-                "-t",
-                image,
-                "--push",
-                "--json",
-            ],
-            envs,
-        )
+        .build_with(app, &["-t", image, "--push", "--json"], envs)
         .ok();
     (run.json(), run.stderr)
 }

@@ -1,6 +1,6 @@
 //! Pushing to the htpasswd-protected registry, with and without `podman login` credentials.
 
-use crate::support::{Work, base_repo, env, unique_repo};
+use crate::support::{Work, env, unique_repo};
 
 /// Issue 2 acceptance: credentials written by `podman login` are used for the push.
 #[test]
@@ -11,18 +11,10 @@ fn push_with_podman_login_credentials() {
     work.podman_login(&e.auth_registry, &e.auth_user, &e.auth_password);
     let image = format!("{}/{}:1", e.auth_registry, unique_repo("auth"));
     let report = work
-        .pyslip(&[
-            "build",
-            app.to_str().expect("utf-8"),
-            "--base-repo",
-            &base_repo(),
-            "--python",
-            "3.11",
-            "-t",
-            &image,
-            "--push",
-            "--json",
-        ])
+        .build(
+            &app,
+            &["--python", "3.11", "-t", &image, "--push", "--json"],
+        )
         .ok()
         .json();
     assert_eq!(report["refs"][0], serde_json::json!(image));
@@ -45,17 +37,7 @@ fn push_without_credentials_fails_with_one_clear_line() {
     let e = env();
     let image = format!("{}/{}:1", e.auth_registry, unique_repo("noauth"));
     let run = work
-        .pyslip(&[
-            "build",
-            app.to_str().expect("utf-8"),
-            "--base-repo",
-            &base_repo(),
-            "--python",
-            "3.11",
-            "-t",
-            &image,
-            "--push",
-        ])
+        .build(&app, &["--python", "3.11", "-t", &image, "--push"])
         .failed();
     let (error, hint) = run.error_and_hint();
     assert!(error.contains(&e.auth_registry), "{error}");

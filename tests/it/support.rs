@@ -197,6 +197,24 @@ impl Work {
         cmd
     }
 
+    /// `pyslip build APP --base-repo <fixtures> EXTRA...` as the test user.
+    pub fn build(&self, app: &Path, extra: &[&str]) -> Run {
+        self.build_with(app, extra, &[])
+    }
+
+    /// [`Work::build`] with extra environment variables.
+    pub fn build_with(&self, app: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Run {
+        let repo = base_repo();
+        let mut args = vec![
+            "build",
+            app.to_str().expect("utf-8 path"),
+            "--base-repo",
+            &repo,
+        ];
+        args.extend_from_slice(extra);
+        self.pyslip_with(&args, envs)
+    }
+
     /// Run pyslip as the test user.
     pub fn pyslip(&self, args: &[&str]) -> Run {
         self.pyslip_with(args, &[])
