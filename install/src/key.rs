@@ -7,12 +7,15 @@ use sha2::{Digest as _, Sha256};
 
 use crate::env::PassThrough;
 use crate::error::InstallError;
-use crate::request::DepsRequest;
+use crate::request::{DepsLayer, DepsRequest};
 use crate::uv::UV_VERSION;
 
 /// Version of the key scheme (and of the layer recipe): bump it when the install steps, the
 /// filter or anything else that shapes the layer changes.
-pub const KEY_SCHEME: &str = "pyslip-deps-v1";
+pub const KEY_SCHEME: &str = "pyslip-deps-v2";
+
+/// Version of the project layer's key scheme.
+pub const PROJECT_KEY_SCHEME: &str = "pyslip-project-v1";
 
 /// Feeds length-prefixed fields into the hash, so that no two field lists collide.
 pub(crate) struct KeyHasher(Sha256);
@@ -83,13 +86,13 @@ impl KeyHasher {
 }
 
 /// The cache key of the dependency layer `req` describes (hex sha256). It reads the project's
-/// install inputs (and, when the project itself is installed, every shipped file) but writes
-/// nothing and touches no network. Credentials never enter it: index URLs are keyed with their
+/// install inputs (and, when the project itself is installed in the same step because its
+/// dependencies are only known to its build backend, every shipped file) but writes nothing and
+/// touches no network. Credentials never enter it: index URLs are keyed with their
 /// user info stripped, secret-named variables and proxies not at all.
 pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
     let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
-    let mut h = KeyHasher(Sha256::new());
-    h.field("scheme", KEY_SCHEME.as_bytes());
+    let mut h = KeyHasher::new(KEY_SCHEME);
     h.field("base", req.base_digest.to_string().as_bytes());
     h.field("platform", req.platform.as_bytes());
     h.field("python", req.plan.python.value.as_bytes());
@@ -112,24 +115,38 @@ pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
     for input in &install.inputs {
         h.file(&format!("input:{input}"), &req.project_dir.join(input))?;
     }
-    if install.install_project {
-        // The project's own package is built from its files: all of them shape the layer.
-        for f in &req.plan.files.entries {
-            match &f.kind {
-                FileKind::File => h.file(
-                    &format!("file:{}:{}", f.path, f.executable),
-                    &req.project_dir.join(&f.path),
-                )?,
-                FileKind::Dir => h.field(&format!("dir:{}", f.path), b""),
-                FileKind::Symlink { target } => {
-                    h.field(&format!("link:{}", f.path), target.as_bytes())
-                }
-            }
-        }
+    let split = crate::steps::split_project(install, req.project_dir)?;
+    h.field("project-layer", &[u8::from(split)]);
+    if install.install_project && !split {
+        // The project's own package is built from its files, here: all of them shape the layer.
+        h.shipped(req.project_dir, &req.plan.files)?;
     }
     for (k, v) in PassThrough::from_host(&req.host_env).keyed() {
         h.field(&format!("env:{k}"), v.as_bytes());
     }
-    let digest = h.0.finalize();
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(h.finish())
+}
+
+/// The cache key of the project layer (hex sha256): the dependency layer below it, base,
+/// platform, Python, installer, index settings (without credentials) and every shipped file.
+pub fn project_key(req: &DepsRequest, deps: &DepsLayer) -> Result<String, InstallError> {
+    let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    let mut h = KeyHasher::new(PROJECT_KEY_SCHEME);
+    h.field("deps", deps.layer.diff_id.to_string().as_bytes());
+    h.field("base", req.base_digest.to_string().as_bytes());
+    h.field("platform", req.platform.as_bytes());
+    h.field("python", req.plan.python.value.as_bytes());
+    h.field("mtime", req.mtime.to_string().as_bytes());
+    match install.installer {
+        Installer::Uv => match req.uv_override {
+            Some(path) => h.file("uv-binary", path)?,
+            None => h.field("uv-version", UV_VERSION.as_bytes()),
+        },
+        Installer::Pip => h.field("installer", b"pip (the image's)"),
+    }
+    for (k, v) in PassThrough::from_host(&req.host_env).keyed() {
+        h.field(&format!("env:{k}"), v.as_bytes());
+    }
+    h.shipped(req.project_dir, &req.plan.files)?;
+    Ok(h.finish())
 }

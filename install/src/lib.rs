@@ -1,13 +1,15 @@
 //! The dependency layer: run the installer (uv or pip, with pipenv / poetry / uv.lock
 //! semantics) in the rootless sandbox on top of the unpacked base image, and capture exactly what
-//! the install added as one cached, reproducible layer. See [`dependency_layer`].
+//! the install added as one cached, reproducible layer. See [`dependency_layer`]. A project that
+//! is itself a package gets a second, small layer with just that package ([`project_layer`]),
+//! so that an app-code change does not re-run the dependency install.
 //!
 //! Django's `collectstatic` runs the same way over the dependency layer and the shipped files,
 //! its output cached as a layer of its own: see [`collectstatic_layer`].
 //!
 //! Sync code only. Cache folders owned here (under pyslip's cache root): `uv-v1`, `pip-v1` (the
 //! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `deps-v1`
-//! (the dependency-layer index), `static-v1` (the collectstatic index), `layer-roots-v1` (layers
+//! (the dependency-layer index), `project-v1` (the project-layer index), `static-v1` (the collectstatic index), `layer-roots-v1` (layers
 //! unpacked as sandbox lower dirs); blobs go to `blobs-v1/sha256/<hex>`.
 
 // Tests may unwrap: a panic is the failure report there.
@@ -27,15 +29,15 @@ mod steps;
 mod store;
 mod uv;
 
-pub use build::{dependency_layer, lookup};
+pub use build::{dependency_layer, has_project_layer, lookup, lookup_project, project_layer};
 pub use collectstatic::{
     STATIC_KEY_SCHEME, StaticLayer, StaticRequest, collectstatic_layer, lookup_static,
     runs_collectstatic, runtime_owner, static_key,
 };
 pub use env::strip_credentials;
 pub use error::InstallError;
-pub use key::{KEY_SCHEME, cache_key};
+pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
-pub use request::{DepsLayer, DepsRequest};
+pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
 pub use uv::{UV_VERSION, ensure_uv};

@@ -46,3 +46,7 @@ pub struct DepsLayer {
     /// Tail of the installer's output, credentials redacted (empty on reuse).
     pub log: String,
 }
+
+/// The project layer (the project's own package, installed without its dependencies): the same
+/// shape as the dependency layer.
+pub type ProjectLayer = DepsLayer;

@@ -60,12 +60,30 @@ fn read(project: &std::path::Path, file: &str) -> Result<String, InstallError> {
     fs_err::read_to_string(&path).map_err(|source| InstallError::ReadInput { path, source })
 }
 
-/// The recipe for `install` in `project`.
-pub(crate) fn recipe(
+/// Whether the project's own package goes into a layer of its own ([`project_recipe`]), so
+/// that the dependency layer does not depend on the project's source files. True when the
+/// project is installed and its dependencies are known without building it: a uv or poetry lock,
+/// or static PEP 621 `[project] dependencies`. setup.py projects and unlocked poetry projects
+/// (dependencies known only to the build backend) install in one step, in the dependency layer.
+pub(crate) fn split_project(
     install: &InstallPlan,
     project: &std::path::Path,
-) -> Result<Recipe, InstallError> {
-    let base: Vec<String> = match install.installer {
+) -> Result<bool, InstallError> {
+    if !install.install_project {
+        return Ok(false);
+    }
+    Ok(match &install.manager {
+        PackageManager::UvLock | PackageManager::Poetry { locked: true } => true,
+        PackageManager::Pep621 => {
+            !locks::pep621_dynamic_dependencies(&read(project, "pyproject.toml")?)?
+        }
+        _ => false,
+    })
+}
+
+/// The installer command prefix (`uv pip install --system …` or `python3 -m pip install …`).
+fn install_prefix(installer: Installer) -> Vec<String> {
+    match installer {
         Installer::Uv => strings(&[
             UV,
             "pip",
@@ -84,7 +102,32 @@ pub(crate) fn recipe(
             "--disable-pip-version-check",
             "--no-input",
         ]),
-    };
+    }
+}
+
+/// The recipe of the project layer: the project's own package, non-editable, without its
+/// dependencies (they are in the dependency layer below).
+pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
+    let argv = install_prefix(install.installer)
+        .into_iter()
+        .chain(strings(&["--no-deps", SRC]))
+        .collect();
+    Recipe {
+        steps: vec![Step { argv }],
+        files: Vec::new(),
+        copy_project: true,
+        needs_uv: install.installer == Installer::Uv,
+    }
+}
+
+/// The recipe for `install` in `project`: the dependency layer, with the project itself when
+/// [`split_project`] is false.
+pub(crate) fn recipe(
+    install: &InstallPlan,
+    project: &std::path::Path,
+) -> Result<Recipe, InstallError> {
+    let split = split_project(install, project)?;
+    let base = install_prefix(install.installer);
     let mut r = Recipe {
         needs_uv: install.installer == Installer::Uv,
         ..Recipe::default()
@@ -104,7 +147,7 @@ pub(crate) fn recipe(
             r.steps.push(install_cmd(&[SRC]));
         }
         PackageManager::Pep621 => {
-            if install.install_project {
+            if install.install_project && !split {
                 r.copy_project = true;
                 r.steps.push(install_cmd(&[SRC]));
             } else {
@@ -137,7 +180,7 @@ pub(crate) fn recipe(
                 let reqs = locks::poetry_lock_requirements(&read(project, "poetry.lock")?)?;
                 let step = locked_req(&mut r, "poetry-lock-requirements.txt", reqs);
                 r.steps.push(step);
-                if install.install_project {
+                if install.install_project && !split {
                     r.copy_project = true;
                     r.steps.push(install_cmd(&["--no-deps", SRC]));
                 }
@@ -176,7 +219,7 @@ pub(crate) fn recipe(
                 "-r",
                 &exported,
             ]));
-            if install.install_project {
+            if install.install_project && !split {
                 r.copy_project = true;
                 r.steps.push(install_cmd(&["--no-deps", SRC]));
             }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Build, copy_app, listing, python_in, tempdir};
+use common::{Build, copy_app, listing, python_in, python_over, tempdir};
 
 fn stdout(out: &pyslip_sandbox::Output) -> String {
     format!(
@@ -88,16 +88,37 @@ rootless_test! {
 }
 
 rootless_test! {
-    /// uv.lock app: exactly the locked versions, and the project itself, non-editable.
+    /// uv.lock app: exactly the locked versions in the dependency layer, and the project itself,
+    /// non-editable, in a project layer of its own that holds nothing else.
     fn uv_lock_app_installs_locked_versions_and_the_project() {
         let dir = tempdir();
         let build = Build::new(&common::app("fastapi-uv"), &dir.path().join("cache"));
         let layer = build.run().unwrap();
+        let deps_list = listing(&layer.blob_path);
+        assert!(!deps_list.contains("/uvapp"), "the project is not in the dependency layer:\n{deps_list}");
+        let project = build.project(&layer).unwrap().expect("a project layer");
+        assert!(!project.reused && project.created_by.contains("--no-deps"), "{}", project.created_by);
         let lock = fs_err::read_to_string(common::app("fastapi-uv/uv.lock")).unwrap();
         let fastapi = locked_version(&lock, "fastapi");
-        let out = python_in(&layer, &build.base, dir.path(), "import importlib.metadata as m, uvapp; print(m.version('fastapi'), m.version('uvapp'))");
-        assert_eq!(stdout(&out).trim(), format!("{fastapi} 0.1.0"), "{}", stdout(&out));
-        assert!(!listing(&layer.blob_path).contains("/_pytest/"), "dev group left out");
+        let out = python_over(&build, &[&layer, &project], dir.path(), "import importlib.metadata as m, uvapp, uvapp.main; print(m.version('fastapi'), m.version('uvapp'), uvapp.__file__)");
+        let said = stdout(&out);
+        let (versions, file) = said.trim().rsplit_once(' ').unwrap();
+        assert_eq!(versions, format!("{fastapi} 0.1.0"), "{said}");
+        assert!(
+            file.starts_with("/usr/local/lib/python3.11/") && file.ends_with("-packages/uvapp/__init__.py"),
+            "installed non-editable into the system site-packages: {said}"
+        );
+        assert!(!deps_list.contains("/_pytest/"), "dev group left out");
+        // The project layer: the package, its metadata and bytecode, nothing of the dependencies.
+        let list = listing(&project.blob_path);
+        for line in list.lines().filter(|l| !l.ends_with('/')) {
+            let path = line.split_whitespace().last().unwrap();
+            assert!(
+                path.contains("-packages/uvapp/") || path.contains("-packages/uvapp-0.1.0.dist-info/"),
+                "{path} in the project layer:\n{list}"
+            );
+        }
+        assert!(list.contains("uvapp/__pycache__/main.cpython-311.pyc"), "bytecode compiled: {list}");
     }
 }
 

@@ -12,7 +12,7 @@ mod pyproject;
 pub use pipfile::pipfile_hash;
 pub(crate) use pipfile::{pipfile_lock_requirements, pipfile_requirements};
 pub(crate) use poetry::poetry_lock_requirements;
-pub(crate) use pyproject::pep621_requirements;
+pub(crate) use pyproject::{pep621_dynamic_dependencies, pep621_requirements};
 
 use crate::error::InstallError;
 

@@ -29,6 +29,16 @@ pub(crate) fn pep621_requirements(pyproject: &str) -> Result<String, InstallErro
     Ok(lines.join("\n") + "\n")
 }
 
+/// Whether `[project] dynamic` lists `dependencies` (the build backend computes them).
+pub(crate) fn pep621_dynamic_dependencies(pyproject: &str) -> Result<bool, InstallError> {
+    let table = parse_toml(FILE, pyproject)?;
+    Ok(table
+        .get("project")
+        .and_then(|p| p.get("dynamic"))
+        .and_then(|d| d.as_array())
+        .is_some_and(|d| d.iter().any(|v| v.as_str() == Some("dependencies"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +51,12 @@ mod tests {
             "fastapi>=0.115\nuvicorn[standard]; python_version >= '3.8'\n"
         );
         assert!(pep621_requirements("[project]\ndependencies = \"x\"\n").is_err());
+        assert!(!pep621_dynamic_dependencies(text).unwrap());
+        assert!(
+            pep621_dynamic_dependencies(
+                "[project]\nname = \"x\"\ndynamic = [\"version\", \"dependencies\"]\n"
+            )
+            .unwrap()
+        );
     }
 }

@@ -244,6 +244,14 @@ impl Build {
     pub fn run(&self) -> Result<DepsLayer, pyslip_install::InstallError> {
         pyslip_install::dependency_layer(&self.request())
     }
+
+    /// The project layer over `deps` (`None` when the plan has none).
+    pub fn project(
+        &self,
+        deps: &DepsLayer,
+    ) -> Result<Option<DepsLayer>, pyslip_install::InstallError> {
+        pyslip_install::project_layer(&self.request(), deps)
+    }
 }
 
 /// Unpacks the layer into a root beside `dir` and runs `python3 -c code` with the base root
@@ -268,6 +276,59 @@ pub fn python_in(layer: &DepsLayer, base: &Path, dir: &Path, code: &str) -> Outp
         env: vec![
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), "/root".into()),
+        ],
+        cwd: "/".into(),
+        hostname: String::new(),
+    };
+    let out = sandbox
+        .run(
+            &["python3".into(), "-c".into(), code.into()],
+            Stdio::Capture { limit: 1 << 20 },
+        )
+        .unwrap();
+    let _ = fs_err::set_permissions(work.join("work"), std::fs::Permissions::from_mode(0o700));
+    out
+}
+
+/// Runs `python3 -c code` over `layers` (lowest first, each unpacked once into the build's
+/// cache as the build itself does) and the build's base; returns the output.
+pub fn python_over(build: &Build, layers: &[&DepsLayer], dir: &Path, code: &str) -> Output {
+    let mut lower: Vec<PathBuf> = layers
+        .iter()
+        .rev()
+        .map(|l| pyslip_install::layer_root(&build.cache, l).unwrap())
+        .collect();
+    lower.push(build.base.clone());
+    // overlayfs takes at most 255 bytes of lowerdir list: mount short aliases.
+    let links = tempfile::Builder::new()
+        .prefix("l")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let lower: Vec<PathBuf> = lower
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let link = links.path().join(i.to_string());
+            std::os::unix::fs::symlink(d, &link).unwrap();
+            link
+        })
+        .collect();
+    let scratch = tempfile::Builder::new()
+        .prefix("run")
+        .tempdir_in(dir)
+        .unwrap();
+    let (upper, work) = (scratch.path().join("u"), scratch.path().join("w"));
+    fs_err::create_dir(&upper).unwrap();
+    fs_err::create_dir(&work).unwrap();
+    let sandbox = Sandbox {
+        lower,
+        upper,
+        work: work.clone(),
+        mounts: Vec::<BindMount>::new(),
+        env: vec![
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ("HOME".into(), "/root".into()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
         ],
         cwd: "/".into(),
         hostname: String::new(),
