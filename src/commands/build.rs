@@ -150,22 +150,25 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 mtime,
             };
             printer.step("making the dependency layer");
-            let deps = deps::layer(&client, &cache, &pulled, &plan, &settings).await?;
-            printer.layer(
-                LayerOrigin::Deps,
-                &deps.layer.digest,
-                deps.layer.size,
-                deps.reused,
-            );
-            new_layers.push(new_layer(
-                &deps.layer,
-                LayerOrigin::Deps,
-                deps.created_by.clone(),
-                deps.reused,
-            ));
+            let installed = deps::layers(&client, &cache, &pulled, &plan, &settings).await?;
+            let mut below = vec![&installed.deps];
+            for (layer, origin) in [
+                (Some(&installed.deps), LayerOrigin::Deps),
+                (installed.project.as_ref(), LayerOrigin::Project),
+            ] {
+                let Some(layer) = layer else { continue };
+                printer.layer(origin, &layer.layer.digest, layer.layer.size, layer.reused);
+                new_layers.push(new_layer(
+                    &layer.layer,
+                    origin,
+                    layer.created_by.clone(),
+                    layer.reused,
+                ));
+            }
+            below.extend(installed.project.as_ref());
             printer.step("running collectstatic");
             if let Some(statics) =
-                deps::static_layer(&client, &cache, &pulled, &plan, &[&deps], &settings).await?
+                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings).await?
             {
                 printer.layer(
                     LayerOrigin::Static,

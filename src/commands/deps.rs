@@ -25,17 +25,26 @@ pub struct DepsSettings<'a> {
     pub mtime: u64,
 }
 
-/// Make or reuse the dependency layer for `plan`.
+/// The layers the install makes: third-party dependencies, and the project's own package when
+/// it is installed as one (a layer of its own, so app code changes leave the first untouched).
+pub struct Installed {
+    /// Third-party dependencies.
+    pub deps: DepsLayer,
+    /// The project's own package, when the plan installs it.
+    pub project: Option<DepsLayer>,
+}
+
+/// Make or reuse the dependency (and project) layers for `plan`.
 ///
-/// A cache hit needs neither the base layers nor the sandbox; only a miss downloads and unpacks
+/// Cache hits need neither the base layers nor the sandbox; only a miss downloads and unpacks
 /// the base root (itself cached per base digest).
-pub async fn layer(
+pub async fn layers(
     client: &Client,
     cache: &Cache,
     base: &PulledImage,
     plan: &BuildPlan,
     settings: &DepsSettings<'_>,
-) -> Result<DepsLayer> {
+) -> Result<Installed> {
     let platform = settings.platform.to_string();
     let expected_root = base::root_path(cache, base)?;
     let mut req = DepsRequest {
@@ -50,16 +59,40 @@ pub async fn layer(
         mtime: settings.mtime,
         host_env: std::env::vars().collect(),
     };
-    if !settings.no_cache
-        && let Some(hit) = pyslip_install::lookup(&req)?
-    {
-        return Ok(hit);
+    let wants_project = pyslip_install::has_project_layer(&req)?;
+    let cached_deps = if settings.no_cache {
+        None
+    } else {
+        pyslip_install::lookup(&req)?
+    };
+    if let Some(deps) = &cached_deps {
+        let project = match wants_project {
+            true => pyslip_install::lookup_project(&req, deps)?,
+            false => None,
+        };
+        if !wants_project || project.is_some() {
+            return Ok(Installed {
+                deps: deps.clone(),
+                project,
+            });
+        }
     }
     let root = base::root(client, cache, base).await?;
     req.base_root = &root;
-    // The install is synchronous (sandbox code has no async); keep the runtime's other workers free.
-    tokio::task::block_in_place(|| pyslip_install::dependency_layer(&req))
-        .context("building the dependency layer")
+    // The installs are synchronous (sandbox code has no async); keep the runtime's other
+    // workers free.
+    tokio::task::block_in_place(|| {
+        let deps = match cached_deps {
+            Some(deps) => deps,
+            None => pyslip_install::dependency_layer(&req)?,
+        };
+        let project = match wants_project {
+            true => pyslip_install::project_layer(&req, &deps)?,
+            false => None,
+        };
+        Ok::<_, pyslip_install::InstallError>(Installed { deps, project })
+    })
+    .context("building the dependency layer")
 }
 
 /// Run (or reuse) Django's collectstatic over the dependency layer; `None` when the plan does

@@ -206,6 +206,7 @@ fn origin_name(origin: LayerOrigin) -> &'static str {
     match origin {
         LayerOrigin::Base => "base",
         LayerOrigin::Deps => "deps",
+        LayerOrigin::Project => "project",
         LayerOrigin::Static => "static",
         LayerOrigin::App => "app",
     }

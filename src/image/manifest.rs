@@ -28,6 +28,8 @@ pub enum LayerOrigin {
     Base,
     /// The dependency layer.
     Deps,
+    /// The project's own package, installed like a dependency.
+    Project,
     /// Django's collected static files.
     Static,
     /// The application layer.

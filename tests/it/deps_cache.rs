@@ -122,3 +122,33 @@ fn secrets_stay_out_of_layers_config_cache_and_output() {
     let hits = String::from_utf8_lossy(&status.stdout).trim().to_owned();
     assert_eq!(hits, "0", "secrets found in the cache");
 }
+
+/// A project installed as a package (uv.lock, `src/` layout): changing its code rebuilds only the
+/// project and app layers; the third-party dependency layer is reused.
+#[test]
+fn project_code_change_reuses_the_third_party_layer() {
+    let work = Work::new();
+    let app = work.app("fastapi-uv");
+    let image = format!("{}/{}:1", env().registry, unique_repo("project-layer"));
+    let (first, _) = build(&work, &app, &image, &[]);
+    let source = std::fs::read_dir(app.join("src"))
+        .expect("src")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("main.py"))
+        .find(|p| p.exists())
+        .expect("src/<pkg>/main.py");
+    let mut code = std::fs::read_to_string(&source).expect("main.py");
+    code.push_str("\n# a code change\n");
+    std::fs::write(&source, code).expect("write");
+    let (second, _) = build(&work, &app, &image, &[]);
+    assert_eq!(layer(&second, "deps")["reused"], true, "{second}");
+    assert_eq!(
+        layer(&second, "deps")["digest"],
+        layer(&first, "deps")["digest"]
+    );
+    assert_eq!(layer(&second, "project")["reused"], false, "{second}");
+    assert_ne!(
+        layer(&second, "project")["digest"],
+        layer(&first, "project")["digest"]
+    );
+}
