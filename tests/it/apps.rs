@@ -11,13 +11,12 @@ use serde_json::Value;
 use crate::support::{Container, Work, env, free_port, host, unique_repo};
 
 /// Build `app` with `--push`, pull it and start it; returns the report, image and container.
-fn build_and_start(work: &Work, app: &str) -> (Value, String, Container, u16) {
+fn build_and_start(work: &Work, app: &str, extra: &[&str]) -> (Value, String, Container, u16) {
     let dir = work.app(app);
     let image = format!("{}/{}:1", env().registry, unique_repo(app));
-    let report = work
-        .build(&dir, &["-t", &image, "--push", "--json"])
-        .ok()
-        .json();
+    let mut args = vec!["-t", image.as_str(), "--push", "--json"];
+    args.extend_from_slice(extra);
+    let report = work.build(&dir, &args).ok().json();
     host("podman", &["pull", "-q", &image]);
     let port = free_port();
     let container = Container::podman(&image, port);
@@ -34,8 +33,12 @@ fn expectation(app: &str) -> Value {
 
 /// Build, run and check the app's `expect.json`; returns the running container.
 fn check_app(app: &str) -> Container {
+    check_app_with(app, &[])
+}
+
+fn check_app_with(app: &str, extra: &[&str]) -> Container {
     let work = Work::with_shared_cache();
-    let (report, _image, container, port) = build_and_start(&work, app);
+    let (report, _image, container, port) = build_and_start(&work, app, extra);
     let origins: Vec<&str> = report["layers"]
         .as_array()
         .expect("layers")
@@ -228,4 +231,18 @@ fn generic_app_runs() {
 fn worker_app_runs_without_a_port() {
     let container = check_app("worker");
     drop(container);
+}
+
+/// `--installer pip`: the base image's own pip runs in the sandbox (through the CA bundle).
+#[test]
+fn flask_requirements_app_runs_when_installed_with_pip() {
+    let container = check_app_with("flask-requirements", &["--installer", "pip"]);
+    let installed = installed(&container);
+    assert!(installed.contains_key("flask"), "{installed:?}");
+    let installer = container.exec(&[
+        "python3",
+        "-c",
+        "import importlib.metadata as m; print(m.distribution('flask').read_text('INSTALLER'))",
+    ]);
+    assert_eq!(installer.trim(), "pip", "flask was not installed by pip");
 }
