@@ -59,18 +59,7 @@ pub fn lookup(req: &DepsRequest) -> Result<Option<ProjectLayer>, InstallError> {
         return Err(InstallError::NoInstall);
     }
     let key = cache_key(req)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
-    Ok(Store::new(&cache_dir)
-        .lookup(&key)
-        .map(|(layer, blob_path, created_by)| DepsLayer {
-            layer,
-            blob_path,
-            reused: true,
-            created_by,
-            key,
-            log: String::new(),
-        }))
+    Store::cached_layer(req.cache_dir, crate::store::DEPS_INDEX, key)
 }
 
 /// Makes (or reuses) the dependency layer `req` describes.
@@ -123,18 +112,7 @@ pub fn lookup_project(
         return Ok(None);
     }
     let key = project_key(req, deps)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
-    Ok(Store::with_index(&cache_dir, PROJECT_INDEX)
-        .lookup(&key)
-        .map(|(layer, blob_path, created_by)| DepsLayer {
-            layer,
-            blob_path,
-            reused: true,
-            created_by,
-            key,
-            log: String::new(),
-        }))
+    Store::cached_layer(req.cache_dir, PROJECT_INDEX, key)
 }
 
 /// Makes (or reuses) the project layer: the project's own package installed with `--no-deps`,

@@ -122,18 +122,7 @@ pub fn lookup_static(req: &StaticRequest) -> Result<Option<StaticLayer>, Install
         return Ok(None);
     }
     let key = static_key(req)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(InstallError::Cache)?;
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(InstallError::Cache)?;
-    Ok(Store::with_index(&cache_dir, INDEX)
-        .lookup(&key)
-        .map(|(layer, blob_path, created_by)| DepsLayer {
-            layer,
-            blob_path,
-            reused: true,
-            created_by,
-            key,
-            log: String::new(),
-        }))
+    Store::cached_layer(req.cache_dir, INDEX, key)
 }
 
 /// Runs (or reuses) Django's collectstatic and returns its output as a layer; `Ok(None)` when

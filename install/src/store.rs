@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::InstallError;
+use crate::request::DepsLayer;
 
 /// One index record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,10 +33,13 @@ fn cache_err(e: std::io::Error) -> InstallError {
     InstallError::Cache(e)
 }
 
+/// Index folder of the third-party dependency layers.
+pub const DEPS_INDEX: &str = "deps-v1";
+
 impl Store {
     /// The dependency-layer store under `root` (directories are created on first write).
     pub fn new(root: &Path) -> Self {
-        Self::with_index(root, "deps-v1")
+        Self::with_index(root, DEPS_INDEX)
     }
 
     /// The store under `root` whose records live in `<root>/<index>/`.
@@ -44,6 +48,27 @@ impl Store {
             root: root.to_owned(),
             index,
         }
+    }
+
+    /// The layer recorded under `key` in the `index` store of the cache at `cache_dir`, as a
+    /// reused [`DepsLayer`]; `None` when absent or when its blob no longer verifies.
+    pub fn cached_layer(
+        cache_dir: &Path,
+        index: &'static str,
+        key: String,
+    ) -> Result<Option<DepsLayer>, InstallError> {
+        fs_err::create_dir_all(cache_dir).map_err(cache_err)?;
+        let cache_dir = fs_err::canonicalize(cache_dir).map_err(cache_err)?;
+        Ok(Store::with_index(&cache_dir, index).lookup(&key).map(
+            |(layer, blob_path, created_by)| DepsLayer {
+                layer,
+                blob_path,
+                reused: true,
+                created_by,
+                key,
+                log: String::new(),
+            },
+        ))
     }
 
     /// `<cache>/tmp`, created.

@@ -9,7 +9,6 @@ use layers::{EntryKind, FileSource, LayerEntry, LayerOptions, WrittenLayer};
 use pyslip_plan::{BuildPlan, FileKind};
 
 use crate::cache::Cache;
-use crate::commands::UserError;
 use crate::image::ImageSettings;
 
 /// History line of the app layer.
@@ -27,27 +26,13 @@ pub struct RuntimeUser {
 }
 
 impl RuntimeUser {
-    /// Parse `root`, `UID` or `UID:GID`.
+    /// Parse `root`, `UID` or `UID:GID` (the same rule the install crate applies to the files
+    /// collectstatic writes, so every layer agrees on the owner).
     ///
     /// Names other than `root` would need the base image's /etc/passwd, which pyslip does not
     /// download just for this; numeric ids work in every image.
     pub fn parse(value: &str) -> Result<Self> {
-        if value == "root" {
-            return Ok(Self { uid: 0, gid: 0 });
-        }
-        let bad = || {
-            UserError::new(
-                format!("user {value:?} is not root, UID or UID:GID"),
-                "set --user (or user = in [tool.pyslip]) to root or numeric ids such as 1000:1000",
-            )
-        };
-        let (uid, gid) = match value.split_once(':') {
-            Some((u, g)) => (u.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?),
-            None => {
-                let uid = value.parse().map_err(|_| bad())?;
-                (uid, uid)
-            }
-        };
+        let (uid, gid) = pyslip_install::runtime_owner(value)?;
         Ok(Self { uid, gid })
     }
 
