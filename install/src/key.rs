@@ -21,10 +21,12 @@ pub const PROJECT_KEY_SCHEME: &str = "pyslip-project-v1";
 pub(crate) struct KeyHasher(Sha256);
 
 impl KeyHasher {
-    /// A hasher that starts with the key scheme.
+    /// A hasher that starts with the key scheme and the layer byte format (tar and gzip
+    /// settings), so that a cached layer is only reused by a pyslip that would write the same bytes.
     pub fn new(scheme: &str) -> Self {
         let mut h = KeyHasher(Sha256::new());
         h.field("scheme", scheme.as_bytes());
+        h.field("layer-format", layers::LAYER_FORMAT.as_bytes());
         h
     }
 

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod digest;
 pub mod entry;
 pub mod error;
+pub mod gzip;
 pub mod hashing;
 pub mod tree;
 pub mod unpack;
@@ -17,9 +18,10 @@ pub use diff::diff_entries;
 pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
+pub use gzip::{GZIP_LEVEL, LAYER_FORMAT};
 pub use hashing::HashingWriter;
 pub use tree::tree_entries;
 pub use unpack::{
     OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,
 };
-pub use writer::{GZIP_LEVEL, LayerOptions, WrittenLayer, write_layer, write_layer_to_dir};
+pub use writer::{LayerOptions, WrittenLayer, write_layer, write_layer_to_dir};

@@ -1,28 +1,20 @@
 //! Deterministic layer writer: tar → gzip → sha256 in one streaming pass.
 //!
 //! ```text
-//! entries ─ tar::Builder ─ BufWriter ─ HashingWriter (diff_id) ─ GzEncoder ─ HashingWriter (digest, size) ─ sink
+//! entries ─ tar::Builder ─ BufWriter ─ HashingWriter (diff_id) ─ ParGzip ─ HashingWriter (digest, size) ─ sink
+//!                                                                  └ blocks compressed on worker threads
 //! ```
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use crate::Digest;
 use crate::entry::{EntryKind, FileSource, LayerEntry, Prepared, prepare};
 use crate::error::LayerError;
+use crate::gzip::ParGzip;
 use crate::hashing::HashingWriter;
-
-/// gzip level of every layer pyslip writes.
-///
-/// Pinned together with the zlib-rs backend (see `Cargo.toml`): changing the backend or this level
-/// changes the compressed bytes, hence every layer digest, and defeats registry/cache reuse.
-pub const GZIP_LEVEL: u32 = 6;
-
-/// gzip header OS byte: 255 ("unknown"), so the header does not depend on the build host.
-const GZIP_OS_UNKNOWN: u8 = 255;
 
 /// Buffer between the tar builder and the hashers/compressor, so they see large writes.
 const TAR_BUFFER: usize = 256 * 1024;
@@ -52,39 +44,39 @@ pub struct WrittenLayer {
 /// The output depends only on the entries and `opts`: entries are sorted by path (parents first),
 /// missing parent directories are added with mode 0755 and owner 0:0, every mtime is
 /// `opts.mtime`, ownership is numeric only, modes keep only permission bits, and the gzip header
-/// has no name, no mtime and a fixed OS byte. On error `out` holds a partial stream; discard it.
-pub fn write_layer<W: Write>(
+/// has no name, no mtime and a fixed OS byte, and the compressed bytes do not depend on the
+/// number of CPUs (see [`crate::gzip`]). On error `out` holds a partial stream; discard it.
+pub fn write_layer<W: Write + Send>(
     entries: Vec<LayerEntry>,
     opts: &LayerOptions,
     out: W,
 ) -> Result<WrittenLayer, LayerError> {
     let prepared = prepare(entries)?;
 
-    let compressed = HashingWriter::new(out);
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(compressed, Compression::new(GZIP_LEVEL));
-    let tar_bytes = HashingWriter::new(gz);
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(TAR_BUFFER, tar_bytes));
+    std::thread::scope(|scope| {
+        let compressed = HashingWriter::new(out);
+        let gz = ParGzip::new(compressed, scope).map_err(LayerError::Write)?;
+        let tar_bytes = HashingWriter::new(gz);
+        let mut builder = tar::Builder::new(BufWriter::with_capacity(TAR_BUFFER, tar_bytes));
 
-    for item in &prepared {
-        append(&mut builder, item, opts)?;
-    }
+        for item in &prepared {
+            append(&mut builder, item, opts)?;
+        }
 
-    let buffered = builder.into_inner().map_err(LayerError::Write)?;
-    let tar_bytes = buffered
-        .into_inner()
-        .map_err(|e| LayerError::Write(e.into_error()))?;
-    let (gz, diff_id, uncompressed_size) = tar_bytes.finish();
-    let compressed = gz.finish().map_err(LayerError::Write)?;
-    let (mut out, digest, size) = compressed.finish();
-    out.flush().map_err(LayerError::Write)?;
-    Ok(WrittenLayer {
-        digest,
-        diff_id,
-        size,
-        uncompressed_size,
+        let buffered = builder.into_inner().map_err(LayerError::Write)?;
+        let tar_bytes = buffered
+            .into_inner()
+            .map_err(|e| LayerError::Write(e.into_error()))?;
+        let (gz, diff_id, uncompressed_size) = tar_bytes.finish();
+        let compressed = gz.finish().map_err(LayerError::Write)?;
+        let (mut out, digest, size) = compressed.finish();
+        out.flush().map_err(LayerError::Write)?;
+        Ok(WrittenLayer {
+            digest,
+            diff_id,
+            size,
+            uncompressed_size,
+        })
     })
 }
 

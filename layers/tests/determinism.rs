@@ -148,9 +148,9 @@ fn same_tree_gives_same_digest_across_umask_mtime_and_creation_order() {
     );
 }
 
-/// Guards the pinned gzip backend (zlib-rs) and level (6): if either changes, every digest
-/// pyslip ever produced changes and caches/registries stop matching. Update this value only on
-/// purpose, together with a cache version bump.
+/// Guards the pinned gzip backend (zlib-rs), level (6) and block size (1 MiB): if any of them
+/// changes, every digest pyslip ever produced changes and caches/registries stop matching. Update
+/// these values only on purpose, together with `layers::LAYER_FORMAT`.
 #[test]
 fn golden_digest_of_a_fixed_layer_is_stable() {
     let entries = vec![
@@ -175,6 +175,40 @@ fn golden_digest_of_a_fixed_layer_is_stable() {
         (GOLDEN_DIGEST.to_owned(), GOLDEN_DIFF_ID.to_owned())
     );
 }
+
+/// Like the test above for a layer of several compression blocks (`layers::gzip::BLOCK`): guards
+/// the block size and the block-wise stream format as well.
+#[test]
+fn golden_digest_of_a_multi_block_layer_is_stable() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut text = Vec::new();
+    while text.len() < 3 * layers::gzip::BLOCK + 12_345 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        text.extend_from_slice(format!("line {} value {}\n", seed % 1000, seed >> 50).as_bytes());
+    }
+    let entries = vec![LayerEntry {
+        path: "usr/local/lib/data.txt".into(),
+        kind: EntryKind::File(FileSource::Bytes(text)),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }];
+    let (layer, _) = write(entries, 0);
+    assert_eq!(
+        (layer.digest.to_string(), layer.diff_id.to_string()),
+        (
+            GOLDEN_MULTI_DIGEST.to_owned(),
+            GOLDEN_MULTI_DIFF_ID.to_owned()
+        )
+    );
+}
+
+const GOLDEN_MULTI_DIGEST: &str =
+    "sha256:29eaeaf5d5854e5823ef8acb95d9ba686b6bafd8b4f1e7e7823d16513b11b6ed";
+const GOLDEN_MULTI_DIFF_ID: &str =
+    "sha256:308970b52c66af52bcc40f1d694637f2fb05dad529f09cd82d34a7e6b9421c9e";
 
 const GOLDEN_DIGEST: &str =
     "sha256:2d1da44e330c45b4e666d12be596da2d6ff268de62291cb895935c1b78c16634";
