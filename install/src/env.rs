@@ -38,6 +38,7 @@ const NOT_PASSED: &[&str] = &[
     "UV_CONFIG_FILE",
     "UV_NO_CONFIG",
     "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS",
     "UV_TOOL_DIR",
     "UV_TOOL_BIN_DIR",
     "UV_INSTALL_DIR",
@@ -211,8 +212,10 @@ impl PassThrough {
                 env.retain(|(name, _)| name != k);
                 env.push((k.to_owned(), CA_TARGET.to_owned()));
             }
-            env.retain(|(name, _)| name != "UV_NATIVE_TLS");
-            env.push(("UV_NATIVE_TLS".to_owned(), "1".to_owned()));
+            // uv reads the bundle through the system store (`SSL_CERT_FILE`); `UV_SYSTEM_CERTS`
+            // is the name uv 0.13 uses (it warns that `UV_NATIVE_TLS` is deprecated).
+            env.retain(|(name, _)| name != "UV_SYSTEM_CERTS");
+            env.push(("UV_SYSTEM_CERTS".to_owned(), "1".to_owned()));
         }
         env
     }

@@ -24,11 +24,67 @@ pub(crate) fn remove_tree(path: &Path) {
     let _ = std::fs::remove_dir_all(path);
 }
 
-/// A scratch directory removed (with [`remove_tree`]) when dropped.
+/// A scratch directory removed (with [`remove_tree`]) when dropped, on a thread of its own: an
+/// install's upper dir holds thousands of files (0.5 s to delete), and nothing waits for it but
+/// the end of the process ([`finish_cleanup`]).
 pub(crate) struct Scratch(pub PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        remove_tree(&self.0);
+        let path = std::mem::take(&mut self.0);
+        let spawned = std::thread::Builder::new()
+            .name("pyslip-cleanup".into())
+            .spawn({
+                let path = path.clone();
+                move || remove_tree(&path)
+            });
+        match spawned {
+            Ok(handle) => pending().push(handle),
+            Err(_) => remove_tree(&path),
+        }
+    }
+}
+
+/// Removals still running.
+fn pending() -> std::sync::MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
+    static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+        std::sync::Mutex::new(Vec::new());
+    PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits until every scratch directory dropped so far is removed. Call it before the process
+/// exits; a removal cut short by an exit leaves only a stray folder in `<cache>/tmp`.
+pub fn finish_cleanup() {
+    let handles = std::mem::take(&mut *pending());
+    for handle in handles {
+        let _ = handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn dropped_scratch_is_gone_after_finish_cleanup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("s{i}"))).collect();
+        for dir in &dirs {
+            let locked = dir.join("work/work");
+            std::fs::create_dir_all(&locked).unwrap();
+            std::fs::write(locked.join("f"), b"x").unwrap();
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+            std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o500))
+                .unwrap();
+            drop(Scratch(dir.clone()));
+        }
+        finish_cleanup();
+        for dir in &dirs {
+            assert!(!dir.exists(), "{} was not removed", dir.display());
+        }
     }
 }

@@ -31,6 +31,9 @@ rootless_test! {
         let layer = build.run().unwrap();
         let cold = t.elapsed();
         assert!(!layer.reused);
+        // The installer ran through the TLS-intercepting proxy with the host CA bundle, and the
+        // settings pyslip gives it raise no warning of their own.
+        assert!(!layer.log.contains("warning"), "installer warned:\n{}", layer.log);
         assert!(layer.blob_path.starts_with(fs_err::canonicalize(&cache).unwrap().join("blobs-v1/sha256")));
         let out = python_in(&layer, &build.base, dir.path(), "import flask, importlib.metadata as m; print(m.version('flask'))");
         assert_eq!(stdout(&out).trim(), "3.1.3", "{}", stdout(&out));
