@@ -12,15 +12,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let code = match commands::run(cli) {
+    match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             commands::report(&err);
             ExitCode::FAILURE
         }
-    };
-    // Scratch folders of the sandboxed steps are deleted in the background while the build goes
-    // on; let the deletions end before the process does.
-    pyslip_install::finish_cleanup();
-    code
+    }
 }

@@ -36,7 +36,6 @@ pub use collectstatic::{
 };
 pub use env::strip_credentials;
 pub use error::InstallError;
-pub use fsutil::finish_cleanup;
 pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
