@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Measure pyslip against buildah on the same app, in one run: cold build, no-op rebuild and an
-# app-code-only change, each built and pushed to the loopback registry, each run RUNS times.
+# Measure pyslip against buildah on the same app, in one run, each build pushed to the loopback
+# registry, each scenario run RUNS times:
+#   cold        empty cache / empty storage (pyslip: also no uv, no package cache)
+#   cold-pkgs   pyslip: empty cache except the package caches and uv (the spec's "cold cache,
+#               warm package index cache"); buildah: as cold (its Containerfile has no cache mount)
+#   noop        rebuild of an unchanged app
+#   app-change  rebuild after a change to app code only
 # Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
+# A cold run uses fresh cache/storage folders rather than deleting the old ones just before it:
+# ext4 allocates inodes slowly right after mass deletions, which would time the benchmark's own
+# clean-up rather than the builder.
 #
 #   sudo bash scripts/bench.sh [APP] [RUNS]     APP: a folder of testdata/apps (default stdlib)
 #
@@ -24,7 +32,9 @@ work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 install -m 0755 target/release/pyslip "$work/pyslip"
 cp -r "testdata/apps/$app" "$work/app"
-mkdir -p "$work/home" "$work/run"
+mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0"
+echo 0 >"$work/gen-pyslip"
+echo 0 >"$work/gen-buildah"
 chown -R "$user:" "$work"
 chmod 0700 "$work/run"
 python=${PYSLIP_BENCH_PYTHON:-3.11}
@@ -33,7 +43,7 @@ repo="$PYSLIP_TEST_REGISTRY/bench/$app"
 
 as_user() {
 	runuser -u "$user" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" \
-		XDG_CACHE_HOME="$work/home/.cache" PATH=/usr/local/bin:/usr/bin:/bin \
+		XDG_CACHE_HOME="$work/cache-$(cat "$work/gen-pyslip")" PATH=/usr/local/bin:/usr/bin:/bin \
 		SSL_CERT_FILE="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$@"
 }
 
@@ -63,14 +73,45 @@ pyslip_build() {
 	as_user "$work/pyslip" build "$work/app" --python "$python" \
 		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push
 }
+buildah_() {
+	local b
+	b="$work/buildah-$(cat "$work/gen-buildah")"
+	as_user buildah --storage-driver vfs --root "$b/root" --runroot "$b/run" "$@"
+}
 buildah_build() {
-	as_user buildah --storage-driver vfs bud --isolation chroot --tls-verify=false -q \
+	buildah_ bud --isolation chroot --tls-verify=false -q \
 		--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro" \
 		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
-		as_user buildah --storage-driver vfs push --tls-verify=false -q "$repo:buildah" >/dev/null
+		buildah_ push --tls-verify=false -q "$repo:buildah" >/dev/null
 }
-reset_pyslip() { rm -rf "$work/home/.cache/pyslip"; }
-reset_buildah() { as_user buildah --storage-driver vfs rmi --all --force >/dev/null 2>&1 || true; }
+# next_gen TOOL → the number of a fresh, never-used cache/storage folder for TOOL
+next_gen() {
+	local g
+	g=$(($(cat "$work/gen-$1") + 1))
+	echo "$g" >"$work/gen-$1"
+	echo "$g"
+}
+reset_pyslip() {
+	local g
+	g=$(next_gen pyslip)
+	install -d -o "$user" "$work/cache-$g"
+}
+reset_pyslip_pkgs() {
+	local old g d
+	old=$(cat "$work/gen-pyslip")
+	g=$(next_gen pyslip)
+	install -d -o "$user" "$work/cache-$g" "$work/cache-$g/pyslip"
+	for d in uv-v1 pip-v1 tools-v1; do
+		[[ -d $work/cache-$old/pyslip/$d ]] && cp -a "$work/cache-$old/pyslip/$d" "$work/cache-$g/pyslip/"
+	done
+	return 0
+}
+reset_buildah() {
+	local g
+	g=$(next_gen buildah)
+	install -d -o "$user" "$work/buildah-$g"
+}
+reset_buildah_pkgs() { reset_buildah; }
 touch_app() { echo "# bench $RANDOM" >>"$work/app/main.py"; }
 
 # time_one CMD... → "seconds maxrss_kb" of one run
@@ -87,6 +128,7 @@ scenario() {
 	for ((i = 0; i < runs; i++)); do
 		case $name in
 		cold) "reset_$tool" ;;
+		cold-pkgs) "${tool}_build" >/dev/null 2>&1; "reset_${tool}_pkgs" ;;
 		noop) "${tool}_build" >/dev/null 2>&1 ;;
 		app-change) "${tool}_build" >/dev/null 2>&1; touch_app ;;
 		esac
@@ -97,11 +139,12 @@ scenario() {
 	printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | median)" "$peak"
 }
 
-export -f as_user pyslip_build buildah_build reset_pyslip reset_buildah touch_app
+export -f as_user pyslip_build buildah_ buildah_build next_gen reset_pyslip reset_pyslip_pkgs \
+	reset_buildah reset_buildah_pkgs touch_app
 export work user python base repo ca PYSLIP_TEST_REGISTRY
 printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
 printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
-for s in cold noop app-change; do
+for s in cold cold-pkgs noop app-change; do
 	read -r pt pm < <(scenario "$s" pyslip)
 	read -r bt bm < <(scenario "$s" buildah)
 	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
