@@ -30,6 +30,16 @@ impl Reply {
         self
     }
 
+    /// Rewrite the value of every header called `name`.
+    pub(crate) fn map_header(mut self, name: &str, f: impl Fn(&str) -> String) -> Self {
+        for (n, v) in &mut self.headers {
+            if n.eq_ignore_ascii_case(name) {
+                *v = f(v);
+            }
+        }
+        self
+    }
+
     pub(crate) fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self

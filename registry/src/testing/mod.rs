@@ -1,7 +1,8 @@
 //! Test support (feature `testing`): [`FaultServer`], an in-process HTTP registry on
 //! `127.0.0.1:0` that misbehaves on demand. It either serves an in-memory registry or proxies a
 //! real one, and can corrupt bodies, fail with statuses, reset connections mid-body, send
-//! oversized bodies, demand expiring Bearer tokens, and redirect blob GETs to a second host.
+//! oversized bodies, demand expiring Bearer tokens, redirect blob GETs to a second origin and
+//! send uploads to one.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -86,6 +87,7 @@ pub struct FaultServerBuilder {
     bearer_uses: Option<usize>,
     bearer_credentials: Option<(String, String)>,
     redirect_blobs: bool,
+    foreign_uploads: bool,
     refuse_mounts: bool,
 }
 
@@ -166,6 +168,14 @@ impl FaultServerBuilder {
         self
     }
 
+    /// Answer upload starts with an absolute `Location` on a second listener (another origin,
+    /// like the storage service of an S3- or CDN-backed registry) that takes the upload and
+    /// records the headers it got ([`FaultServer::cdn_requests`]).
+    pub fn foreign_uploads(mut self) -> Self {
+        self.foreign_uploads = true;
+        self
+    }
+
     /// Start listening on `127.0.0.1:0`.
     ///
     /// # Panics
@@ -177,6 +187,7 @@ impl FaultServerBuilder {
             faults: self.faults,
             bearer_uses: self.bearer_uses,
             bearer_credentials: self.bearer_credentials,
+            foreign_uploads: self.foreign_uploads,
             tokens: Mutex::default(),
             token_requests: AtomicUsize::new(0),
             requests: Mutex::default(),
@@ -195,7 +206,7 @@ impl FaultServerBuilder {
         if let Ok(mut a) = shared.addr.lock() {
             *a = Some(addr);
         }
-        if self.redirect_blobs {
+        if self.redirect_blobs || self.foreign_uploads {
             #[allow(clippy::expect_used)]
             let cdn = server::listen(shared.clone(), true)
                 .await
@@ -235,7 +246,7 @@ impl FaultServer {
             .unwrap_or_default()
     }
 
-    /// Requests that reached the redirect target (the "CDN").
+    /// Requests that reached the second origin (redirected blob GETs, foreign uploads).
     pub fn cdn_requests(&self) -> Vec<Recorded> {
         self.shared
             .cdn_requests

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub faults: Vec<Fault>,
     pub bearer_uses: Option<usize>,
     pub bearer_credentials: Option<(String, String)>,
+    /// Upload starts answer with a Location on the second origin.
+    pub foreign_uploads: bool,
     /// Issued token → uses left.
     pub tokens: Mutex<HashMap<String, usize>>,
     pub token_requests: AtomicUsize,
@@ -211,6 +213,7 @@ impl Shared {
         }
         let cdn = self.cdn_addr.lock().ok().and_then(|a| *a);
         if let Some(cdn) = cdn
+            && !self.foreign_uploads
             && route_of(method, path) == Some(Route::BlobGets)
         {
             return respond(
@@ -219,6 +222,13 @@ impl Shared {
             );
         }
         let mut reply = self.backend(method, path, query, headers, body).await;
+        if let Some(cdn) = cdn
+            && self.foreign_uploads
+            && method == "POST"
+            && reply.status == 202
+        {
+            reply = reply.map_header("location", |l| format!("http://{cdn}{l}"));
+        }
         match fault {
             Some(FaultKind::Corrupt) if !reply.body.is_empty() => {
                 let mut bytes = reply.body.to_vec();

@@ -149,10 +149,13 @@ impl Transport {
     /// Send with auth, retries and redirects. Returns responses below 400, and 404/416 (the
     /// caller decides what absence means); every other status becomes an error.
     pub(crate) async fn send(&self, req: Request<'_>) -> Result<Sent, RegistryError> {
+        // Credentials were issued for the registry's origin: only requests to that origin carry
+        // them (an upload Location or a redirect may point at a storage service elsewhere).
+        let base = self.base(req.registry).await?;
+        let issuer = base.origin();
         let url = match &req.target {
             Target::Url(url) => url.clone(),
             Target::Path(path) => {
-                let base = self.base(req.registry).await?;
                 base.join(path.trim_start_matches('/'))
                     .map_err(|e| RegistryError::Protocol {
                         registry: req.registry.to_owned(),
@@ -164,7 +167,9 @@ impl Transport {
         let mut reauthenticated = false;
         loop {
             let auth = self.authorization(req.registry, req.scope).await?;
-            let (response, final_url) = match self.attempt(&req, url.clone(), auth.as_deref()).await
+            let (response, final_url) = match self
+                .attempt(&req, url.clone(), &issuer, auth.as_deref())
+                .await
             {
                 Ok(sent) => sent,
                 Err(err) if err.is_retryable() => match delays.next() {
@@ -177,7 +182,7 @@ impl Transport {
                 Err(err) => return Err(err),
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
+            if status == StatusCode::UNAUTHORIZED && final_url.origin() == issuer {
                 let challenge = response
                     .headers()
                     .get_all(header::WWW_AUTHENTICATE)
@@ -226,21 +231,22 @@ impl Transport {
         }
     }
 
-    /// One attempt, following redirects for GET/HEAD; Authorization only goes to the origin.
+    /// One attempt, following redirects for GET/HEAD. Authorization goes only to `issuer`, the
+    /// origin the credentials were issued for, whatever the URL or the redirect chain.
     async fn attempt(
         &self,
         req: &Request<'_>,
         mut url: Url,
-        mut auth: Option<&str>,
+        issuer: &url::Origin,
+        auth: Option<&str>,
     ) -> Result<(reqwest::Response, Url), RegistryError> {
-        let origin = url.origin();
         let follows = req.method == Method::GET || req.method == Method::HEAD;
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = self
                 .client_for(&url)
                 .request(req.method.clone(), url.clone())
                 .headers(req.headers.clone());
-            if let Some(auth) = auth {
+            if let Some(auth) = auth.filter(|_| &url.origin() == issuer) {
                 builder = builder.header(header::AUTHORIZATION, auth);
             }
             if let Some(body) = req.body.make().await? {
@@ -264,9 +270,6 @@ impl Transport {
                     registry: req.registry.to_owned(),
                     problem: format!("bad redirect location {location:?}: {e}"),
                 })?;
-                if url.origin() != origin {
-                    auth = None;
-                }
                 continue;
             }
             return Ok((response, url));
