@@ -17,6 +17,7 @@ mod small_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
+mod upload;
 
 pub use auth::{Credential, CredentialSources};
 pub use client::{Client, ClientConfig};
