@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod blob;
 pub mod client;
+mod download;
 pub mod error;
 pub mod manifest;
 pub mod platform;
@@ -27,4 +28,5 @@ pub use platform::{Platform, PlatformError};
 pub use pull::{FetchedManifest, PulledImage};
 pub use push::{BlobOutcome, BlobReport, BlobSource, PushBlob, PushReport};
 pub use reference::{Reference, ReferenceError, RepoRef};
+pub use transport::proxy::ProxyConfig;
 pub use transport::retry::RetryPolicy;
