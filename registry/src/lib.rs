@@ -1,7 +1,8 @@
 //! OCI distribution client: references, auth, pull, push with cross-repository mounts, retries.
 //!
 //! Entry point: [`Client`] (built from a [`ClientConfig`]), with [`Client::pull_image`],
-//! [`Client::fetch_blob`] and [`Client::push`].
+//! [`Client::list_platforms`], [`Client::fetch_blob`], [`Client::push`], [`Client::push_index`]
+//! and [`Client::fetch_url_verified`] (a plain URL through the same HTTP stack).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod blob;
 pub mod client;
 mod download;
 pub mod error;
+pub mod index_push;
 pub mod manifest;
 pub mod platform;
 pub mod pull;
@@ -23,6 +25,7 @@ mod upload;
 pub use auth::{Credential, CredentialSources};
 pub use client::{Client, ClientConfig};
 pub use error::{RegistryError, RegistryErrorDetail};
+pub use index_push::{ImagePushReport, IndexPushReport, IndexedImage};
 pub use manifest::{Descriptor, ManifestToPush, media_types};
 pub use platform::{Platform, PlatformError};
 pub use pull::{FetchedManifest, PulledImage};

@@ -134,6 +134,36 @@ impl Client {
         })
     }
 
+    /// The Linux platforms `reference` offers (for `--platform all`): an index's entries in its
+    /// order without attestation entries (`unknown/unknown`), or the one platform of a plain
+    /// manifest's config.
+    pub async fn list_platforms(
+        &self,
+        reference: &Reference,
+    ) -> Result<Vec<Platform>, RegistryError> {
+        let top = self.fetch_manifest(reference).await?;
+        if top.is_index() {
+            let index = manifest::parse_index(
+                &top.bytes,
+                reference.repo().api_host(),
+                &reference.to_string(),
+            )?;
+            return Ok(platform::linux_platforms(&index));
+        }
+        let image = self.pull_image(reference, &Platform::host()).await?;
+        let config = &image.config;
+        let platform = Platform {
+            os: config.os().to_string(),
+            architecture: config.architecture().to_string(),
+            variant: config.variant().clone(),
+        };
+        Ok(if platform.os == "linux" {
+            vec![platform]
+        } else {
+            Vec::new()
+        })
+    }
+
     /// GET the manifest or index `reference` names (by digest when it has one), verified.
     pub async fn fetch_manifest(
         &self,

@@ -89,7 +89,19 @@ pub struct PushReport {
     pub bytes_sent: u64,
 }
 
-fn display_all<S: serde::Serializer>(refs: &[Reference], s: S) -> Result<S::Ok, S::Error> {
+/// Push access to `repo` plus pull access to the repositories blobs are mounted from.
+pub(crate) fn push_scope(repo: &RepoRef, blobs: &[PushBlob]) -> Scope {
+    let mount_sources = blobs.iter().filter_map(|b| match &b.source {
+        BlobSource::Remote(src) if src.registry() == repo.registry() => Some(src.repository()),
+        _ => None,
+    });
+    Scope::push(repo.repository(), mount_sources)
+}
+
+pub(crate) fn display_all<S: serde::Serializer>(
+    refs: &[Reference],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_seq(refs.iter().map(ToString::to_string))
 }
 
@@ -120,16 +132,8 @@ impl Client {
                 actual: manifest_digest,
             });
         }
-        let mount_sources = blobs.iter().filter_map(|b| match &b.source {
-            BlobSource::Remote(src) if src.registry() == repo.registry() => Some(src.repository()),
-            _ => None,
-        });
-        let scope = Scope::push(repo.repository(), mount_sources);
-        let reports: Vec<BlobReport> = stream::iter(blobs)
-            .map(|blob| self.push_blob(repo, &scope, blob))
-            .buffered(self.max_concurrent_transfers)
-            .try_collect()
-            .await?;
+        let scope = push_scope(repo, &blobs);
+        let reports = self.push_blobs(repo, &scope, blobs).await?;
         let puts = refs
             .iter()
             .map(|r| self.put_manifest(repo, &scope, r, &manifest, &manifest_digest));
@@ -142,6 +146,20 @@ impl Client {
             blobs: reports,
             bytes_sent,
         })
+    }
+
+    /// Every blob in place in `repo`, in parallel (bounded by `max_concurrent_transfers`).
+    pub(crate) async fn push_blobs(
+        &self,
+        repo: &RepoRef,
+        scope: &Scope,
+        blobs: Vec<PushBlob>,
+    ) -> Result<Vec<BlobReport>, RegistryError> {
+        stream::iter(blobs)
+            .map(|blob| self.push_blob(repo, scope, blob))
+            .buffered(self.max_concurrent_transfers)
+            .try_collect()
+            .await
     }
 
     async fn push_blob(
@@ -180,7 +198,7 @@ impl Client {
         Ok(report(outcome, blob.size))
     }
 
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         repo: &RepoRef,
         scope: &Scope,

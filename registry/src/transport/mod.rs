@@ -575,7 +575,10 @@ fn is_tls_error(err: &reqwest::Error) -> bool {
         if e.is::<rustls::Error>() {
             return true;
         }
-        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner),
             None => e.source(),
         };
