@@ -126,17 +126,26 @@ pub(crate) fn layout_file() -> Result<Vec<u8>, ImageError> {
     serde_json::to_vec(&layout).map_err(ImageError::Serialize)
 }
 
-/// Refuse a directory that has files but is no layout (before creating anything in it).
+/// Refuse a directory that has files but is no layout, before creating anything in it. A lock
+/// file means another build is making it a layout: [`prepare`] decides under the lock.
 fn refuse_foreign_dir(dir: &Path) -> Result<(), ImageError> {
-    if !dir.exists() || dir.join("oci-layout").exists() {
+    if !dir.exists() || dir.join("oci-layout").exists() || dir.join(LOCK_FILE).exists() {
         return Ok(());
     }
-    let mut entries = fs_err::read_dir(dir)?;
-    let foreign = entries.any(|e| e.map_or(true, |e| e.file_name() != LOCK_FILE));
-    if foreign {
-        return Err(ImageError::LayoutNotEmpty {
-            dir: dir.to_path_buf(),
-        });
+    refuse_unless_empty(dir)
+}
+
+/// Refuse a directory with anything in it but the lock file and pyslip's temp files.
+fn refuse_unless_empty(dir: &Path) -> Result<(), ImageError> {
+    let ours = |name: &std::ffi::OsStr| {
+        name == LOCK_FILE || name.to_string_lossy().starts_with(super::TEMP_PREFIX)
+    };
+    for entry in fs_err::read_dir(dir)? {
+        if !ours(&entry?.file_name()) {
+            return Err(ImageError::LayoutNotEmpty {
+                dir: dir.to_path_buf(),
+            });
+        }
     }
     Ok(())
 }
@@ -156,7 +165,7 @@ fn prepare(dir: &Path) -> Result<(), ImageError> {
         }
         return Ok(());
     }
-    refuse_foreign_dir(dir)?;
+    refuse_unless_empty(dir)?;
     write_atomic(&marker, &layout_file()?)
 }
 

@@ -14,6 +14,9 @@ use std::path::Path;
 
 use crate::error::ImageError;
 
+/// Prefix of the temp files sinks write before renaming them into place.
+pub(crate) const TEMP_PREFIX: &str = ".pyslip-";
+
 /// The tag part of a reference string (`host:5000/repo:tag` → `tag`, no tag → `latest`).
 pub fn tag_of(reference: &str) -> &str {
     let without_digest = reference.split('@').next().unwrap_or(reference);
@@ -38,7 +41,7 @@ pub(crate) fn write_atomic_with(
 ) -> Result<(), ImageError> {
     let dir = parent_dir(dest);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".pyslip-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| in_dir(e, "creating a temp file in", dir))?;
     fill(tmp.as_file_mut()).map_err(|e| in_dir(e, "writing", dest))?;
@@ -62,7 +65,7 @@ pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), ImageError> 
 pub(crate) fn copy_atomic(src: &Path, dest: &Path) -> Result<(), ImageError> {
     let dir = parent_dir(dest);
     let tmp = tempfile::Builder::new()
-        .prefix(".pyslip-")
+        .prefix(TEMP_PREFIX)
         .make_in(dir, |path| {
             reflink_copy::reflink_or_copy(src, path).map(|_| ())
         })
