@@ -5,7 +5,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diff;
-pub mod digest;
 pub mod entry;
 pub mod error;
 pub mod gzip;
@@ -15,11 +14,11 @@ pub mod unpack;
 pub mod writer;
 
 pub use diff::diff_entries;
-pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use gzip::{GZIP_LEVEL, LAYER_FORMAT};
 pub use hashing::HashingWriter;
+pub use pyslip_digest::{Digest, DigestError};
 pub use tree::tree_entries;
 pub use unpack::{
     OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use sha2::{Digest as _, Sha256};

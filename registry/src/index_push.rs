@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::future::try_join_all;
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 

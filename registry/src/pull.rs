@@ -2,8 +2,8 @@
 //! verified against its digest before it is returned.
 
 use bytes::Bytes;
-use layers::Digest;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
+use pyslip_digest::Digest;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 

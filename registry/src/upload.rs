@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt as _, stream};
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};

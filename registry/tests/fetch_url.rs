@@ -6,7 +6,7 @@
 mod common;
 
 use common::{client_with, fast_retry};
-use layers::Digest;
+use pyslip_digest::Digest;
 use pyslip_registry::testing::{FaultServer, Route};
 use pyslip_registry::{Client, ClientConfig, CredentialSources, ProxyConfig, RegistryError};
 

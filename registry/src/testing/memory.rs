@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 
 /// A response before faults are applied.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 
 use memory::Memory;
 

@@ -38,7 +38,7 @@ pub fn client_with(credentials: CredentialSources) -> Client {
 }
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 use pyslip_registry::{BlobSource, Descriptor, ManifestToPush, PushBlob, media_types};
 
 /// A repository name no earlier run used.
