@@ -107,6 +107,15 @@ pub enum InstallError {
     /// A cached layer could not be unpacked as a lower dir of a later sandbox.
     #[error("cannot unpack a cached layer for the sandbox")]
     Unpack(#[source] layers::UnpackError),
+    /// The base image's interpreter cannot be run for its root from the host (the
+    /// namespace-free install).
+    #[error("cannot use the python of the base root {} without namespaces: {reason}", root.display())]
+    Interpreter {
+        /// The unpacked root.
+        root: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The runtime user is not `root`, `UID` or `UID:GID`.
     #[error("user {0:?} is not root, UID or UID:GID")]
     User(String),

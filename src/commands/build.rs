@@ -105,6 +105,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
@@ -148,9 +149,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 uv: args.uv.as_deref(),
                 no_cache: args.no_cache,
                 mtime,
+                isolation: &isolation,
             };
             printer.step("making the dependency layer");
-            let installed = deps::layers(&client, &cache, &pulled, &plan, &settings).await?;
+            let installed =
+                deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await?;
             let mut below = vec![&installed.deps];
             for (layer, origin) in [
                 (Some(&installed.deps), LayerOrigin::Deps),
@@ -168,7 +171,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             below.extend(installed.project.as_ref());
             printer.step("running collectstatic");
             if let Some(statics) =
-                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings).await?
+                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
+                    .await?
             {
                 printer.layer(
                     LayerOrigin::Static,

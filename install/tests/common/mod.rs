@@ -199,6 +199,8 @@ pub struct Build {
     pub cache: PathBuf,
     pub env: Vec<(String, String)>,
     pub no_cache: bool,
+    /// Sandbox or namespace-free install.
+    pub isolation: pyslip_install::Isolation,
 }
 
 impl Build {
@@ -223,6 +225,7 @@ impl Build {
             cache: cache.to_owned(),
             env: host_env(&[]),
             no_cache: false,
+            isolation: pyslip_install::Isolation::Namespaces,
         }
     }
 
@@ -238,6 +241,7 @@ impl Build {
             no_cache: self.no_cache,
             mtime: 0,
             host_env: self.env.clone(),
+            isolation: self.isolation,
         }
     }
 
