@@ -10,6 +10,7 @@ use crate::error::InstallError;
 use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::{cache_key, project_key};
+use crate::platform;
 use crate::request::{DepsLayer, DepsRequest, ProjectLayer};
 use crate::roots::layer_root;
 use crate::runner::{Runner, Setup};
@@ -173,7 +174,12 @@ impl Run<'_> {
         let uv = if recipe.needs_uv {
             Some(match req.uv_override {
                 Some(path) => fs_err::canonicalize(path).map_err(cache_err)?,
-                None => ensure_uv(cache_dir, req.platform, &req.host_env)?,
+                // uv runs on this host, whatever platform it installs for.
+                None => ensure_uv(
+                    cache_dir,
+                    &format!("linux/{}", platform::host_arch()),
+                    &req.host_env,
+                )?,
             })
         } else {
             None
@@ -201,6 +207,7 @@ impl Run<'_> {
             )?;
         }
         let project = fs_err::canonicalize(req.project_dir).map_err(cache_err)?;
+        let base_root = lower.last().cloned().unwrap_or_default();
         let mut runner = Runner::new(
             req.isolation,
             Setup {
@@ -218,14 +225,43 @@ impl Run<'_> {
             },
         )?;
 
+        let foreign = platform::foreign(req.platform)?;
+        let python_platform = match &foreign {
+            Some(target) => Some(foreign_python_platform(req, target, &base_root)?),
+            None => None,
+        };
         let mut log = String::new();
         for step in &recipe.steps {
-            let out = runner.run(&step.argv)?;
+            let argv = with_python_platform(&step.argv, python_platform.as_deref());
+            let out = runner.run(&argv)?;
             let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);
             let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
             log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));
             if !out.status.success() {
-                return Err(step_failure(req, step, out.status, &stdout, &stderr));
+                let err = step_failure(req, step, out.status, &stdout, &stderr);
+                return Err(match (&foreign, err) {
+                    // For another platform, a package that must be built from source is the
+                    // problem, whatever the build's own error (no compiler, or the host's).
+                    (
+                        Some(target),
+                        InstallError::Failed {
+                            kind,
+                            package,
+                            output,
+                            ..
+                        },
+                    ) if kind == crate::error::FailureKind::Compiler
+                        || output.contains("Failed to build")
+                        || output.contains("Failed building wheel") =>
+                    {
+                        InstallError::ForeignNeedsWheel {
+                            package,
+                            platform: target.platform.clone(),
+                            output,
+                        }
+                    }
+                    (_, err) => err,
+                });
             }
         }
         let installed = runner.changes(&keep)?;
@@ -242,6 +278,9 @@ impl Run<'_> {
             });
         }
         let changes = runner.changes(&keep)?;
+        if let Some(target) = &foreign {
+            platform::check_elf(&changes.entries, target)?;
+        }
         let (layer, blob_path) = store.write_blob(changes.entries, req.mtime)?;
         let created_by = created_by(history, recipe);
         store.record(&key, &layer, &created_by)?;
@@ -255,6 +294,35 @@ impl Run<'_> {
             special_bits: changes.special_bits,
         })
     }
+}
+
+/// uv's `--python-platform` for installing `req` for `target` over the host-platform base root.
+fn foreign_python_platform(
+    req: &DepsRequest,
+    target: &platform::Foreign,
+    base_root: &Path,
+) -> Result<String, InstallError> {
+    let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    if install.installer == pyslip_plan::Installer::Pip {
+        return Err(InstallError::ForeignPlatform {
+            platform: target.platform.clone(),
+            reason: "--installer pip installs for the platform it runs on; uv (the default) selects the platform's wheels".into(),
+        });
+    }
+    let interp = crate::interp::Interpreter::find(base_root)?;
+    Ok(target.uv_platform(platform::libc_of(base_root, &interp.loader)))
+}
+
+/// `argv` with `--python-platform` after `uv pip install` (other steps unchanged).
+fn with_python_platform(argv: &[String], python_platform: Option<&str>) -> Vec<String> {
+    let mut out = argv.to_vec();
+    let is_install = argv.first().is_some_and(|a| a == steps::UV_PATH)
+        && argv.get(1).is_some_and(|a| a == "pip")
+        && argv.get(2).is_some_and(|a| a == "install");
+    if let (Some(platform), true) = (python_platform, is_install) {
+        out.splice(3..3, ["--python-platform".to_owned(), platform.to_owned()]);
+    }
+    out
 }
 
 /// The error for a failed install step, from its output.

@@ -26,6 +26,7 @@ mod fsutil;
 mod interp;
 mod key;
 mod locks;
+mod platform;
 mod request;
 mod roots;
 mod runner;

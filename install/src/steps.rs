@@ -12,6 +12,8 @@ pub(crate) const PROJECT: &str = "/.pyslip/project";
 pub(crate) const WORK: &str = "/.pyslip/work";
 /// The pinned uv binary, mounted read-only.
 pub(crate) const UV: &str = "/.pyslip/uv";
+/// [`UV`], for matching argv.
+pub(crate) const UV_PATH: &str = UV;
 /// The copy of the project's shipped files that a project install builds from.
 pub(crate) const SRC: &str = "/.pyslip/work/src";
 /// uv's package cache.

@@ -161,6 +161,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             ] {
                 let Some(layer) = layer else { continue };
                 printer.layer(origin, &layer.layer.digest, layer.layer.size, layer.reused);
+                if !layer.special_bits.is_empty() {
+                    printer.warn(&format!(
+                        "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
+                        layer.special_bits.join(", ")
+                    ));
+                }
                 new_layers.push(new_layer(
                     &layer.layer,
                     origin,

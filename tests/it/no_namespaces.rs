@@ -23,12 +23,19 @@ fn job_image() -> String {
 /// The apps, prepared once in a work dir: `flask-sdist` is flask-requirements plus an sdist.
 fn apps(work: &Work) -> PathBuf {
     for app in APPS {
-        let source = if app == "flask-sdist" { "flask-requirements" } else { app };
+        let source = if app == "flask-sdist" {
+            "flask-requirements"
+        } else {
+            app
+        };
         let dir = work.app(source);
         if app == "flask-sdist" {
             let reqs = std::fs::read_to_string(dir.join("requirements.txt")).expect("read");
-            std::fs::write(dir.join("requirements.txt"), format!("{reqs}docopt==0.6.2\n"))
-                .expect("write");
+            std::fs::write(
+                dir.join("requirements.txt"),
+                format!("{reqs}docopt==0.6.2\n"),
+            )
+            .expect("write");
             std::fs::rename(&dir, dir.with_file_name(app)).expect("rename");
         }
     }
@@ -68,7 +75,10 @@ fn host_digests() -> &'static BTreeMap<String, String> {
                 args.extend(["--sandbox".into(), "namespaces".into()]);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let report = work.pyslip(&args).ok().json();
-                (app.to_string(), report["digest"].as_str().expect("digest").to_owned())
+                (
+                    app.to_string(),
+                    report["digest"].as_str().expect("digest").to_owned(),
+                )
             })
             .collect()
     })
@@ -80,7 +90,11 @@ fn assert_serves(app: &str, image: &str) {
         &std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("testdata/apps")
-                .join(if app == "flask-sdist" { "flask-requirements" } else { app })
+                .join(if app == "flask-sdist" {
+                    "flask-requirements"
+                } else {
+                    app
+                })
                 .join("expect.json"),
         )
         .expect("expect.json"),
@@ -91,11 +105,19 @@ fn assert_serves(app: &str, image: &str) {
     let container = Container::podman(image, port);
     let path = expect["path"].as_str().expect("path");
     let (status, body) = container.get(port, path);
-    assert_eq!(u64::from(status), expect["status"].as_u64().unwrap_or(200), "{body}");
+    assert_eq!(
+        u64::from(status),
+        expect["status"].as_u64().unwrap_or(200),
+        "{body}"
+    );
     let needle = expect["body_contains"].as_str().expect("body_contains");
     assert!(body.contains(needle), "{app}: {path} answered {body:?}");
     if let Some(static_path) = expect["static_path"].as_str() {
-        assert_eq!(container.get(port, static_path).0, 200, "{app}: {static_path}");
+        assert_eq!(
+            container.get(port, static_path).0,
+            200,
+            "{app}: {static_path}"
+        );
     }
 }
 
@@ -177,7 +199,12 @@ fn builds_as_a_user_in_a_container_with_the_default_seccomp_profile() {
 
 #[test]
 fn builds_as_a_user_in_a_container_without_seccomp() {
-    build_in_container(&["--user", "1000:1000", "--security-opt", "seccomp=unconfined"]);
+    build_in_container(&[
+        "--user",
+        "1000:1000",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]);
 }
 
 /// On a host whose user-namespace limit is 0 (set in a user namespace of its own, so nothing

@@ -201,6 +201,8 @@ pub struct Build {
     pub no_cache: bool,
     /// Sandbox or namespace-free install.
     pub isolation: pyslip_install::Isolation,
+    /// Target platform.
+    pub platform: String,
 }
 
 impl Build {
@@ -226,6 +228,7 @@ impl Build {
             env: host_env(&[]),
             no_cache: false,
             isolation: pyslip_install::Isolation::Namespaces,
+            platform: "linux/amd64".into(),
         }
     }
 
@@ -235,7 +238,7 @@ impl Build {
             plan: &self.plan,
             base_root: &self.base,
             base_digest: &self.digest,
-            platform: "linux/amd64",
+            platform: &self.platform,
             cache_dir: &self.cache,
             uv_override: None,
             no_cache: self.no_cache,
