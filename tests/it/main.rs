@@ -8,6 +8,7 @@ mod build_outputs;
 mod deps_cache;
 mod errors;
 mod layout;
+mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;
