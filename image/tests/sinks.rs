@@ -19,6 +19,22 @@ fn index_json(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&fs_err::read(dir.join("index.json")).unwrap()).unwrap()
 }
 
+/// `skopeo inspect --raw` of an image reference (`oci:…`, `oci-archive:…`, `docker://…`).
+fn raw(image: &str) -> String {
+    host("skopeo", &["inspect", "--raw", "--tls-verify=false", image])
+}
+
+/// Copy the `arch` image out of `from` (a layout or an archive holding an index) into a fresh
+/// layout under `scratch`; its manifest as skopeo wrote it.
+fn copy_platform(from: &str, arch: &str, scratch: &std::path::Path) -> String {
+    let to = format!("oci:{}:x", scratch.join(format!("out-{arch}")).display());
+    host(
+        "skopeo",
+        &["copy", "-q", "--override-arch", arch, from, &to],
+    );
+    raw(&to)
+}
+
 fn assert_host_is_amd64() {
     assert_eq!(
         Platform::host().to_string(),
@@ -51,28 +67,9 @@ async fn index_in_a_layout_copies_out_per_platform_with_skopeo() {
     );
     assert_eq!(entries[0]["digest"], multi.index_digest.to_string());
     let oci = format!("oci:{}:1", dir.display());
-    let raw = host("skopeo", &["inspect", "--raw", &oci]);
-    assert_eq!(raw.as_bytes(), multi.index.as_slice());
+    assert_eq!(raw(&oci).as_bytes(), multi.index.as_slice());
     for image in &multi.images {
-        let out = f
-            .dir
-            .path()
-            .join(format!("out-{}", image.platform.architecture));
-        host(
-            "skopeo",
-            &[
-                "copy",
-                "-q",
-                "--override-arch",
-                &image.platform.architecture,
-                &oci,
-                &format!("oci:{}:x", out.display()),
-            ],
-        );
-        let copied = host(
-            "skopeo",
-            &["inspect", "--raw", &format!("oci:{}:x", out.display())],
-        );
+        let copied = copy_platform(&oci, &image.platform.architecture, f.dir.path());
         assert_eq!(
             copied.as_bytes(),
             image.manifest.as_slice(),
@@ -126,22 +123,7 @@ async fn index_tarball_loads_the_host_image_in_podman_and_docker_20_10() {
             .output();
     }
     // The other platform is in the archive's layout.
-    let out = f.dir.path().join("arm64");
-    host(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--override-arch",
-            "arm64",
-            &format!("oci-archive:{tar_s}:1"),
-            &format!("oci:{}:x", out.display()),
-        ],
-    );
-    let copied = host(
-        "skopeo",
-        &["inspect", "--raw", &format!("oci:{}:x", out.display())],
-    );
+    let copied = copy_platform(&format!("oci-archive:{tar_s}:1"), "arm64", f.dir.path());
     assert_eq!(copied.as_bytes(), f.images[1].manifest.as_slice());
 }
 
@@ -178,16 +160,8 @@ async fn index_push_then_unchanged_push_sends_no_blob() {
         }
     }
     for r in first.refs() {
-        let raw = host(
-            "skopeo",
-            &[
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                &format!("docker://{r}"),
-            ],
-        );
-        assert_eq!(raw.as_bytes(), multi.index.as_slice(), "{r}");
+        let got = raw(&format!("docker://{r}"));
+        assert_eq!(got.as_bytes(), multi.index.as_slice(), "{r}");
     }
     let again = remote::push(
         &client,
@@ -246,15 +220,8 @@ async fn one_platform_keeps_a_plain_manifest_everywhere() {
         &Platform::host(),
     )
     .unwrap();
-    let raw = host(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            &format!("oci-archive:{}:1", tar.display()),
-        ],
-    );
-    assert_eq!(raw.as_bytes(), image.manifest.as_slice());
+    let got = raw(&format!("oci-archive:{}:1", tar.display()));
+    assert_eq!(got.as_bytes(), image.manifest.as_slice());
     let target = Reference::parse(&format!(
         "{}/pyslip-test/{}:1",
         registry(),
@@ -265,16 +232,8 @@ async fn one_platform_keeps_a_plain_manifest_everywhere() {
         .await
         .unwrap();
     assert!(matches!(pushed, remote::Pushed::Image(_)));
-    let raw = host(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{target}"),
-        ],
-    );
-    assert_eq!(raw.as_bytes(), image.manifest.as_slice());
+    let got = raw(&format!("docker://{target}"));
+    assert_eq!(got.as_bytes(), image.manifest.as_slice());
 }
 
 #[tokio::test]

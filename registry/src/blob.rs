@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use pyslip_digest::Digest;
-use reqwest::header::HeaderMap;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 
 use crate::auth::Scope;
 use crate::client::Client;
 use crate::download::{Getter, SizeRule, Wanted, download};
 use crate::error::RegistryError;
-use crate::manifest::Descriptor;
+use crate::manifest::{Descriptor, MANIFEST_ACCEPT};
 use crate::reference::RepoRef;
 use crate::transport::body::ReqBody;
 use crate::transport::{Request, Target};
@@ -103,17 +103,43 @@ impl Client {
         digest: &Digest,
         scope: &Scope,
     ) -> Result<bool, RegistryError> {
+        self.exists(repo, "blobs", digest, scope).await
+    }
+
+    /// Whether `repo` has the manifest `digest` (HEAD).
+    pub async fn manifest_exists(
+        &self,
+        repo: &RepoRef,
+        digest: &Digest,
+        scope: &Scope,
+    ) -> Result<bool, RegistryError> {
+        self.exists(repo, "manifests", digest, scope).await
+    }
+
+    /// HEAD `/v2/<repo>/<kind>/<digest>`.
+    async fn exists(
+        &self,
+        repo: &RepoRef,
+        kind: &str,
+        digest: &Digest,
+        scope: &Scope,
+    ) -> Result<bool, RegistryError> {
+        let mut headers = HeaderMap::new();
+        if kind == "manifests" {
+            headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        }
+        let what = format!("{kind} check");
         let sent = self
             .transport
             .send(Request {
                 method: Method::HEAD,
                 registry: repo.registry(),
                 repository: repo.repository(),
-                target: Target::Path(format!("/v2/{}/blobs/{digest}", repo.repository())),
-                headers: HeaderMap::new(),
+                target: Target::Path(format!("/v2/{}/{kind}/{digest}", repo.repository())),
+                headers,
                 body: ReqBody::Empty,
                 scope,
-                what: "blob check",
+                what: &what,
             })
             .await?;
         Ok(sent.response.status().is_success())

@@ -8,17 +8,13 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::future::try_join_all;
 use pyslip_digest::Digest;
-use reqwest::Method;
-use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use crate::auth::Scope;
 use crate::client::Client;
 use crate::error::RegistryError;
-use crate::manifest::{MANIFEST_ACCEPT, ManifestToPush};
+use crate::manifest::ManifestToPush;
 use crate::push::{BlobOutcome, BlobReport, PushBlob, display_all, push_scope};
 use crate::reference::{Reference, RepoRef};
-use crate::transport::body::ReqBody;
-use crate::transport::{Request, Target};
 
 /// One image of an index push: its blobs (config and layers) and its manifest.
 #[derive(Debug, Clone)]
@@ -157,30 +153,5 @@ impl Client {
             blobs,
         };
         Ok((report, sent))
-    }
-
-    /// Whether `repo` has the manifest `digest` (HEAD).
-    pub async fn manifest_exists(
-        &self,
-        repo: &RepoRef,
-        digest: &Digest,
-        scope: &Scope,
-    ) -> Result<bool, RegistryError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-        let sent = self
-            .transport
-            .send(Request {
-                method: Method::HEAD,
-                registry: repo.registry(),
-                repository: repo.repository(),
-                target: Target::Path(format!("/v2/{}/manifests/{digest}", repo.repository())),
-                headers,
-                body: ReqBody::Empty,
-                scope,
-                what: "manifest check",
-            })
-            .await?;
-        Ok(sent.response.status().is_success())
     }
 }
