@@ -33,3 +33,5 @@ pub use push::{BlobOutcome, BlobReport, BlobSource, PushBlob, PushReport};
 pub use reference::{Reference, ReferenceError, RepoRef};
 pub use transport::proxy::ProxyConfig;
 pub use transport::retry::RetryPolicy;
+/// URLs as [`Client::fetch_url_verified`] takes them.
+pub use url::Url;
