@@ -187,15 +187,10 @@ impl Run<'_> {
         let pip_cache = cache_dir.join("pip-v1");
         fs_err::create_dir_all(&uv_cache).map_err(cache_err)?;
         fs_err::create_dir_all(&pip_cache).map_err(cache_err)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("deps-")
-            .tempdir_in(store.tmp()?)
-            .map_err(cache_err)?
-            .keep();
-        let scratch = Scratch(scratch);
-        let upper = scratch.0.join("upper");
-        let work = scratch.0.join("work");
-        let files = scratch.0.join("files");
+        let scratch = Scratch::new_in(&store.tmp()?, "deps-").map_err(cache_err)?;
+        let upper = scratch.join("upper");
+        let work = scratch.join("work");
+        let files = scratch.join("files");
         for d in [&upper, &work, &files] {
             fs_err::create_dir(d).map_err(cache_err)?;
         }

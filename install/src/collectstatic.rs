@@ -153,16 +153,11 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
     for layer in req.layers.iter().rev() {
         lower.push(layer_root(&cache_dir, layer)?);
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("static-")
-        .tempdir_in(store.tmp()?)
-        .map_err(InstallError::Cache)?
-        .keep();
-    let scratch = Scratch(scratch);
+    let scratch = Scratch::new_in(&store.tmp()?, "static-").map_err(InstallError::Cache)?;
     let (upper, work, app) = (
-        scratch.0.join("upper"),
-        scratch.0.join("work"),
-        scratch.0.join("app"),
+        scratch.join("upper"),
+        scratch.join("work"),
+        scratch.join("app"),
     );
     for d in [&upper, &work, &app] {
         fs_err::create_dir(d).map_err(InstallError::Cache)?;
