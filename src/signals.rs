@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pyslip_lifecycle::{interrupt, scratch, step};
+use pyslip_lifecycle::{interrupt, scratch};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// The signals that stop a build, with their names.
@@ -70,7 +70,7 @@ fn stop(signal: i32) -> ! {
         .iter()
         .find(|(s, _)| *s == signal)
         .map_or("a signal", |(_, n)| n);
-    let step = step::current();
+    let step = interrupt::current_step();
     let during = if step.is_empty() {
         String::new()
     } else {

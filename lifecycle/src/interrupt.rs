@@ -1,7 +1,9 @@
-//! Whether pyslip was interrupted by a signal, and a reader that stops long copies once it was.
+//! Whether pyslip was interrupted by a signal, a reader that stops long copies once it was, and
+//! the step the build is in (named in the one line printed when a signal stops it).
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The first signal received (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -54,5 +56,57 @@ impl<R: Read> Read for Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         check()?;
         self.0.read(buf)
+    }
+}
+
+/// The step the build is in, named in the one line printed when a signal stops it.
+static STEP: Mutex<String> = Mutex::new(String::new());
+
+fn slot() -> MutexGuard<'static, String> {
+    STEP.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Names the step now running (e.g. `making the dependency layer`).
+pub fn set_step(text: &str) {
+    *slot() = text.to_owned();
+}
+
+/// The step now running, or `""` before the first.
+pub fn current_step() -> String {
+    slot().clone()
+}
+
+/// Names a sub-step until the guard is dropped, then names the enclosing step again.
+pub fn enter_step(text: &str) -> StepGuard {
+    let previous = std::mem::replace(&mut *slot(), text.to_owned());
+    StepGuard { previous }
+}
+
+/// Restores the enclosing step when dropped (see [`enter_step`]).
+#[derive(Debug)]
+#[must_use = "the step ends when this is dropped"]
+pub struct StepGuard {
+    previous: String,
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        *slot() = std::mem::take(&mut self.previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_steps_restore_the_enclosing_step() {
+        set_step("making the dependency layer");
+        {
+            let _unpack = enter_step("unpacking the base image");
+            assert_eq!(current_step(), "unpacking the base image");
+        }
+        assert_eq!(current_step(), "making the dependency layer");
     }
 }

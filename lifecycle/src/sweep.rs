@@ -9,8 +9,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::lock;
-use crate::scratch::{TRASH, remove_tree};
+use crate::scratch::{TRASH, lock, remove_tree};
 
 /// Which entries of a folder are temporary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -59,8 +59,10 @@ pub async fn root(client: &Client, cache: &Cache, base: &PulledImage) -> Result<
     if root.is_dir() {
         return Ok(root);
     }
-    let _step =
-        pyslip_lifecycle::step::enter(&format!("unpacking the base image {}", base.reference));
+    let _step = pyslip_lifecycle::interrupt::enter_step(&format!(
+        "unpacking the base image {}",
+        base.reference
+    ));
     fetch_layers(client, cache, base).await?;
     let paths: Vec<PathBuf> = base
         .layers

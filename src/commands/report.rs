@@ -43,7 +43,7 @@ impl Printer {
 
     /// Name the step now running (shown only on a terminal; named if a signal stops the build).
     pub fn step(&self, text: &str) {
-        pyslip_lifecycle::step::set(text);
+        pyslip_lifecycle::interrupt::set_step(text);
         if let Some(bar) = &self.spinner {
             bar.set_message(text.to_owned());
         }

@@ -78,6 +78,13 @@ fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Runs a build that must fail; returns its `error:` and `hint:` lines (and shows them).
+fn fails(work: &Work, app: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let (error, hint) = work.build_with(app, args, env).failed().error_and_hint();
+    eprintln!("{error}\n{hint}");
+    (error, hint)
+}
+
 /// Nothing a later build could trust was left in the cache at `xdg`: every blob hashes to its
 /// name, no base root (complete or partial) and no layer record exists, `tmp/` is empty.
 fn assert_nothing_trusted(xdg: &Path) {
@@ -103,9 +110,7 @@ fn full_cache_while_unpacking_the_base_fails_cleanly_then_builds() {
     let cache = Tmpfs::mount(&work.path().join("small-cache"), "80m");
     let args = ["--python", "3.13", "-t", &target(), "--push"];
     let xdg = [("XDG_CACHE_HOME", cache.path())];
-    let run = work.build_with(&app, &args, &xdg).failed();
-    let (error, hint) = run.error_and_hint();
-    eprintln!("{error}\n{hint}");
+    let (error, hint) = fails(&work, &app, &args, &xdg);
     assert!(error.contains("unpacking base image"), "{error}");
     assert!(
         hint.contains("cache") && hint.contains("is full"),
@@ -137,9 +142,8 @@ fn full_cache_while_writing_a_layer_fails_cleanly_then_builds() {
     let cache = Tmpfs::mount(&work.path().join("small-cache"), "8m");
     let args = ["--python", "3.11", "-t", &target(), "--push"];
     let xdg = [("XDG_CACHE_HOME", cache.path())];
-    let run = work.build_with(&app, &args, &xdg).failed();
-    let (error, hint) = run.error_and_hint();
-    eprintln!("{error}\n{hint}");
+    let (error, hint) = fails(&work, &app, &args, &xdg);
+    assert!(error.contains("app layer"), "{error}");
     assert!(hint.contains("cache") && hint.contains("is full"), "{hint}");
     assert_nothing_trusted(Path::new(cache.path()));
 
@@ -154,9 +158,7 @@ fn full_output(flag: &str, name: &str) {
     let out = Tmpfs::mount(&work.path().join("out"), "4m");
     let dest = format!("{}/{name}", out.path());
     let args = ["--python", "3.11", "-t", "full:1", flag, &dest];
-    let run = work.build(&app, &args).failed();
-    let (error, hint) = run.error_and_hint();
-    eprintln!("{error}\n{hint}");
+    let (error, hint) = fails(&work, &app, &args, &[]);
     assert!(error.contains(flag), "{error}");
     assert!(hint.contains(flag) && hint.contains("is full"), "{hint}");
     // Nothing half-written under a name anyone reads: no tarball, no layout index, no blob
@@ -211,9 +213,7 @@ fn read_only_cache_is_one_error_with_a_hint_then_builds() {
     cache.remount("ro");
     let args = ["--python", "3.11", "-t", &target(), "--push"];
     let xdg = [("XDG_CACHE_HOME", cache.path())];
-    let run = work.build_with(&app, &args, &xdg).failed();
-    let (error, hint) = run.error_and_hint();
-    eprintln!("{error}\n{hint}");
+    let (error, hint) = fails(&work, &app, &args, &xdg);
     assert!(
         error.contains("read-only file system") && error.contains(cache.path()),
         "{error}"
@@ -234,9 +234,7 @@ fn cache_of_another_user_is_one_error_with_a_hint_then_builds() {
     let at = cache.to_str().expect("utf-8");
     let args = ["--python", "3.11", "-t", &target(), "--push"];
     let xdg = [("XDG_CACHE_HOME", at)];
-    let run = work.build_with(&app, &args, &xdg).failed();
-    let (error, hint) = run.error_and_hint();
-    eprintln!("{error}\n{hint}");
+    let (error, hint) = fails(&work, &app, &args, &xdg);
     assert!(error.contains("belongs to another user (uid 0"), "{error}");
     assert!(hint.contains("XDG_CACHE_HOME"), "{hint}");
 

@@ -271,16 +271,27 @@ fn hidden(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
+/// Starts `build APP … --push` as the test user with `env`.
+fn spawn_build(work: &Work, app: &Path, python: &str, target: &str, env: &[(&str, &str)]) -> Child {
+    let args = build_args(app, python, target);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    work.spawn_pyslip(&args, env)
+}
+
+/// A cold build of [`APP`] whose installer hangs at a package index that never answers.
+fn install_held_at_the_index() -> (StallingIndex, Work, std::path::PathBuf, Child) {
     let index = StallingIndex::start();
     let work = Work::new();
     let app = work.app(APP);
-    let args = build_args(&app, PYTHON, &target());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let stall = index.env();
-    let mut child = work.spawn_pyslip(&args, &envs(&stall));
+    let mut child = spawn_build(&work, &app, PYTHON, &target(), &envs(&stall));
     wait_until(&mut child, "the package index", || index.connected());
+    (index, work, app, child)
+}
+
+#[test]
+fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
+    let (index, work, app, child) = install_held_at_the_index();
     let during = tmp_entries(&work.cache());
     assert!(during.iter().any(|e| e.starts_with("deps-")), "{during:?}");
 
@@ -297,14 +308,7 @@ fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
 
 #[test]
 fn kill_9_during_the_install_leaves_a_scratch_dir_the_next_build_sweeps() {
-    let index = StallingIndex::start();
-    let work = Work::new();
-    let app = work.app(APP);
-    let args = build_args(&app, PYTHON, &target());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stall = index.env();
-    let mut child = work.spawn_pyslip(&args, &envs(&stall));
-    wait_until(&mut child, "the package index", || index.connected());
+    let (index, work, app, child) = install_held_at_the_index();
 
     let stopped = stop(child, "KILL", false);
     assert_eq!(stopped.signal, Some(9));
@@ -325,10 +329,8 @@ fn kill_9_during_the_install_leaves_a_scratch_dir_the_next_build_sweeps() {
 fn sigterm_during_the_base_unpack_stops_it_and_cleans_up() {
     let work = Work::new();
     let app = work.app(APP);
-    let args = build_args(&app, PYTHON, &target());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let roots = work.cache().join("pyslip/roots-v1");
-    let mut child = work.spawn_pyslip(&args, &[]);
+    let mut child = spawn_build(&work, &app, PYTHON, &target(), &[]);
     wait_until(&mut child, "the base unpack", || {
         hidden(&roots).iter().any(|n| n.starts_with(".tmp-root-"))
     });
@@ -358,9 +360,7 @@ fn sigint_during_a_push_stops_it_and_the_next_push_matches() {
     let work = Work::new();
     let app = work.app("stdlib");
     let stalled = format!("{}/{}:1", registry.registry(), unique_repo("stalled"));
-    let args = build_args(&app, "3.11", &stalled);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = work.spawn_pyslip(&args, &[]);
+    let mut child = spawn_build(&work, &app, "3.11", &stalled, &[]);
     wait_until(&mut child, "a blob upload", || {
         registry.count("POST", "/blobs/uploads") > 0
     });
