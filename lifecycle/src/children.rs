@@ -182,22 +182,36 @@ impl TrackedChild {
 
     /// Blocks until the child has exited, without reaping it, then untracks it.
     fn wait_untracked(&mut self) -> io::Result<()> {
-        let pid = i32::try_from(self.child.id())
-            .ok()
-            .and_then(Pid::from_raw)
-            .ok_or_else(|| io::Error::other("child pid out of range"))?;
-        loop {
-            match rustix::process::waitid(
-                WaitId::Pid(pid),
-                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-            ) {
-                Ok(_) => break,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        wait_exited(self.child.id())?;
         self.tracked = None;
         Ok(())
+    }
+}
+
+/// Waits for `child` (tracked by `tracked`) to exit, untracks it, then reaps it: the order in
+/// which a reaped pid is never left tracked. For a [`Child`] spawned by other means than
+/// [`TrackedChild::spawn`] and tracked with [`track`].
+pub fn wait(child: &mut Child, tracked: Tracked) -> io::Result<ExitStatus> {
+    wait_exited(child.id())?;
+    drop(tracked);
+    child.wait()
+}
+
+/// Blocks until the child `id` has exited, without reaping it (`waitid(WNOWAIT)`).
+fn wait_exited(id: u32) -> io::Result<()> {
+    let pid = i32::try_from(id)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::other("child pid out of range"))?;
+    loop {
+        match rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

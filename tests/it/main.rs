@@ -9,6 +9,7 @@ mod deps_cache;
 mod disk;
 mod errors;
 mod interrupt;
+mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;
