@@ -278,20 +278,25 @@ fn spawn_build(work: &Work, app: &Path, python: &str, target: &str, env: &[(&str
     work.spawn_pyslip(&args, env)
 }
 
-/// A cold build of [`APP`] whose installer hangs at a package index that never answers.
-fn install_held_at_the_index() -> (StallingIndex, Work, std::path::PathBuf, Child) {
+/// A cold build of [`APP`] whose installer hangs at a package index that never answers; `env`
+/// is added to the build's environment.
+fn install_held_at_the_index(
+    env: &[(&str, &str)],
+) -> (StallingIndex, Work, std::path::PathBuf, Child) {
     let index = StallingIndex::start();
     let work = Work::new();
     let app = work.app(APP);
     let stall = index.env();
-    let mut child = spawn_build(&work, &app, PYTHON, &target(), &envs(&stall));
+    let mut all = envs(&stall);
+    all.extend_from_slice(env);
+    let mut child = spawn_build(&work, &app, PYTHON, &target(), &all);
     wait_until(&mut child, "the package index", || index.connected());
     (index, work, app, child)
 }
 
 #[test]
 fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
-    let (index, work, app, child) = install_held_at_the_index();
+    let (index, work, app, child) = install_held_at_the_index(&[]);
     let during = tmp_entries(&work.cache());
     assert!(during.iter().any(|e| e.starts_with("deps-")), "{during:?}");
 
@@ -306,9 +311,24 @@ fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
     next_build_matches_a_clean_one(&work, &app, APP, PYTHON, &during);
 }
 
+/// Without namespaces the installer runs on the host in a session of its own (a terminal's
+/// Ctrl-C does not reach it): pyslip's handler kills its process group.
+#[test]
+fn sigterm_during_an_install_without_namespaces_kills_the_installer() {
+    let (index, work, app, child) = install_held_at_the_index(&[("PYSLIP_SANDBOX", "none")]);
+    let stopped = stop(child, "TERM", false);
+    stopped.assert_reported(143, "SIGTERM", "making the dependency layer");
+    assert!(
+        index.all_closed_within(Duration::from_secs(5)),
+        "the host-run installer still holds its connection"
+    );
+    assert_eq!(tmp_entries(&work.cache()), Vec::<String>::new());
+    next_build_matches_a_clean_one(&work, &app, APP, PYTHON, &[]);
+}
+
 #[test]
 fn kill_9_during_the_install_leaves_a_scratch_dir_the_next_build_sweeps() {
-    let (index, work, app, child) = install_held_at_the_index();
+    let (index, work, app, child) = install_held_at_the_index(&[]);
 
     let stopped = stop(child, "KILL", false);
     assert_eq!(stopped.signal, Some(9));
