@@ -91,12 +91,17 @@ pub fn fallback_tag(subject: &Digest) -> String {
     format!("{}-{}", subject.algorithm(), subject.hex())
 }
 
-fn parse_index(bytes: &[u8], what: &str, host: &str) -> Result<Vec<ReferrerDescriptor>, RegistryError> {
-    let index: Index = serde_json::from_slice(bytes).map_err(|source| RegistryError::InvalidJson {
-        what: what.to_owned(),
-        host: host.to_owned(),
-        source,
-    })?;
+fn parse_index(
+    bytes: &[u8],
+    what: &str,
+    host: &str,
+) -> Result<Vec<ReferrerDescriptor>, RegistryError> {
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|source| RegistryError::InvalidJson {
+            what: what.to_owned(),
+            host: host.to_owned(),
+            source,
+        })?;
     Ok(index.manifests)
 }
 
@@ -124,7 +129,10 @@ impl Client {
         subject: &Digest,
     ) -> Result<Option<Vec<ReferrerDescriptor>>, RegistryError> {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static(media_types::OCI_INDEX));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(media_types::OCI_INDEX),
+        );
         let what = format!("referrers of {repo}@{subject}");
         let sent = self
             .transport
@@ -142,7 +150,10 @@ impl Client {
         let sent = match sent {
             Ok(sent) => sent,
             // Some registries answer an unknown endpoint with 400, 405 or 501.
-            Err(RegistryError::Status { status: 400 | 405 | 501, .. }) => return Ok(None),
+            Err(RegistryError::Status {
+                status: 400 | 405 | 501,
+                ..
+            }) => return Ok(None),
             Err(err) => return Err(err),
         };
         if sent.response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -170,7 +181,11 @@ impl Client {
     ) -> Result<Vec<ReferrerDescriptor>, RegistryError> {
         let tag = repo.tag(&fallback_tag(subject))?;
         match self.fetch_manifest(&tag).await {
-            Ok(fetched) => parse_index(&fetched.bytes, &format!("referrers index {tag}"), repo.api_host()),
+            Ok(fetched) => parse_index(
+                &fetched.bytes,
+                &format!("referrers index {tag}"),
+                repo.api_host(),
+            ),
             Err(RegistryError::ManifestUnknown { .. }) => Ok(Vec::new()),
             Err(err) => Err(err),
         }
@@ -178,7 +193,11 @@ impl Client {
 
     /// What refers to `subject`: from the referrers API when the registry has it, else from the
     /// fallback tag (what `oras discover` does).
-    pub async fn referrers(&self, repo: &RepoRef, subject: &Digest) -> Result<Referrers, RegistryError> {
+    pub async fn referrers(
+        &self,
+        repo: &RepoRef,
+        subject: &Digest,
+    ) -> Result<Referrers, RegistryError> {
         if let Some(manifests) = self.referrers_api(repo, subject).await? {
             return Ok(Referrers {
                 via: ReferrersVia::Api,

@@ -19,12 +19,13 @@ use pyslip_registry::{
 const SPDX: &str = "application/spdx+json";
 
 /// An artifact manifest (empty config, one document layer) whose subject is `subject`.
-fn artifact(subject: &ManifestToPush, text: &str) -> (Vec<PushBlob>, ManifestToPush, ReferrerDescriptor) {
+fn artifact(
+    subject: &ManifestToPush,
+    text: &str,
+) -> (Vec<PushBlob>, ManifestToPush, ReferrerDescriptor) {
     let config = bytes_blob(b"{}", "application/vnd.oci.empty.v1+json");
     let doc = bytes_blob(text.as_bytes(), SPDX);
-    let descriptor = |b: &PushBlob| {
-        serde_json::json!({"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size})
-    };
+    let descriptor = |b: &PushBlob| serde_json::json!({"mediaType": b.media_type, "digest": b.digest.to_string(), "size": b.size});
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_MANIFEST,
@@ -86,7 +87,11 @@ async fn attach_concurrently(client: &Client, repo: &RepoRef, image: &ManifestTo
     }
     let listed = client.referrers(repo, &subject).await.unwrap();
     for digest in &expected {
-        let count = listed.manifests.iter().filter(|m| &m.digest == digest).count();
+        let count = listed
+            .manifests
+            .iter()
+            .filter(|m| &m.digest == digest)
+            .count();
         assert_eq!(count, 1, "{digest} listed {count} times: {listed:?}");
     }
 }
@@ -100,7 +105,13 @@ async fn referrers_api_registry_indexes_the_artifact_itself() {
     let (blobs, manifest, entry) = artifact(&image, "{\"spdxVersion\": \"SPDX-2.3\"}");
     for _ in 0..2 {
         let report = client
-            .attach_referrer(&repo, &subject, blobs.clone(), manifest.clone(), entry.clone())
+            .attach_referrer(
+                &repo,
+                &subject,
+                blobs.clone(),
+                manifest.clone(),
+                entry.clone(),
+            )
             .await
             .unwrap();
         assert_eq!(report.via, ReferrersVia::Api);
@@ -121,15 +132,27 @@ async fn without_the_api_the_fallback_tag_is_kept_without_duplicates() {
     let subject = image.digest();
     let (blobs, manifest, entry) = artifact(&image, "{\"spdxVersion\": \"SPDX-2.3\"}");
     let first = client
-        .attach_referrer(&repo, &subject, blobs.clone(), manifest.clone(), entry.clone())
+        .attach_referrer(
+            &repo,
+            &subject,
+            blobs.clone(),
+            manifest.clone(),
+            entry.clone(),
+        )
         .await
         .unwrap();
-    assert_eq!((first.via, first.index_updated), (ReferrersVia::TagSchema, true));
+    assert_eq!(
+        (first.via, first.index_updated),
+        (ReferrersVia::TagSchema, true)
+    );
     let second = client
         .attach_referrer(&repo, &subject, blobs, manifest, entry.clone())
         .await
         .unwrap();
-    assert!(!second.index_updated, "a second attach changes nothing: {second:?}");
+    assert!(
+        !second.index_updated,
+        "a second attach changes nothing: {second:?}"
+    );
     let listed = client.referrers(&repo, &subject).await.unwrap();
     assert_eq!(listed.via, ReferrersVia::TagSchema);
     assert_eq!(listed.manifests, vec![entry]);
@@ -146,7 +169,13 @@ async fn real_registry_without_the_api_uses_the_fallback_tag() {
     let (blobs, manifest, entry) = artifact(&image, "{\"spdxVersion\": \"SPDX-2.3\"}");
     for _ in 0..2 {
         let report = client
-            .attach_referrer(&repo, &subject, blobs.clone(), manifest.clone(), entry.clone())
+            .attach_referrer(
+                &repo,
+                &subject,
+                blobs.clone(),
+                manifest.clone(),
+                entry.clone(),
+            )
             .await
             .unwrap();
         assert_eq!(report.via, ReferrersVia::TagSchema);
@@ -154,12 +183,16 @@ async fn real_registry_without_the_api_uses_the_fallback_tag() {
     let listed = client.referrers(&repo, &subject).await.unwrap();
     assert_eq!(listed.manifests, vec![entry.clone()]);
     // The artifact itself reads back by digest, with its subject.
-    let fetched = client.fetch_manifest(&repo.digest(entry.digest.clone())).await.unwrap();
+    let fetched = client
+        .fetch_manifest(&repo.digest(entry.digest.clone()))
+        .await
+        .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&fetched.bytes).unwrap();
     assert_eq!(body["subject"]["digest"], subject.to_string());
     attach_concurrently(&client, &repo, &image, 5).await;
     let all = client.referrers(&repo, &subject).await.unwrap();
     assert_eq!(all.manifests.len(), 6, "{all:?}");
-    let unique: std::collections::BTreeSet<&Digest> = all.manifests.iter().map(|m| &m.digest).collect();
+    let unique: std::collections::BTreeSet<&Digest> =
+        all.manifests.iter().map(|m| &m.digest).collect();
     assert_eq!(unique.len(), 6);
 }

@@ -177,12 +177,24 @@ mod tests {
     fn reads_blobs_and_keeps_base_debian_python_out() {
         let dir = tempfile::tempdir().unwrap();
         let base = TarBuilder::new()
-            .file("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", &meta("six", "1.16.0"))
-            .file("usr/local/lib/python3.13/site-packages/pip-25.0.dist-info/METADATA", &meta("pip", "25.0"))
-            .file("var/lib/dpkg/status", b"Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2\n")
+            .file(
+                "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+                &meta("six", "1.16.0"),
+            )
+            .file(
+                "usr/local/lib/python3.13/site-packages/pip-25.0.dist-info/METADATA",
+                &meta("pip", "25.0"),
+            )
+            .file(
+                "var/lib/dpkg/status",
+                b"Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2\n",
+            )
             .finish();
         let deps = TarBuilder::new()
-            .file("usr/local/lib/python3.13/site-packages/flask-3.1.3.dist-info/METADATA", &meta("Flask", "3.1.3"))
+            .file(
+                "usr/local/lib/python3.13/site-packages/flask-3.1.3.dist-info/METADATA",
+                &meta("Flask", "3.1.3"),
+            )
             .finish();
         let paths = [("base", base), ("deps", deps)].map(|(name, tar)| {
             let p = dir.path().join(name);
@@ -194,7 +206,10 @@ mod tests {
             (info("deps", 1), paths[1].clone()),
         ])
         .unwrap();
-        let names: Vec<&str> = contents.python_packages().map(|d| d.name.as_str()).collect();
+        let names: Vec<&str> = contents
+            .python_packages()
+            .map(|d| d.name.as_str())
+            .collect();
         assert_eq!(names, vec!["Flask", "pip"]);
         assert_eq!(contents.python.len(), 3);
         assert_eq!(contents.debs.len(), 1);

@@ -117,7 +117,11 @@ fn bom_refs(packages: &[Package]) -> Vec<String> {
         .map(|p| {
             let n = seen.entry(p.purl.as_str()).or_insert(0);
             *n += 1;
-            if *n == 1 { p.purl.clone() } else { format!("{}#{n}", p.purl) }
+            if *n == 1 {
+                p.purl.clone()
+            } else {
+                format!("{}#{n}", p.purl)
+            }
         })
         .collect()
 }
@@ -209,7 +213,10 @@ pub fn to_json(inv: &Inventory) -> Vec<u8> {
         bom_ref: Some(format!("image:{}", inv.image.digest)),
         name: format!("{} image", inv.project.name),
         version: Some(inv.image.digest.to_string()),
-        description: inv.distro.as_ref().map(|d| format!("base distribution: {d}")),
+        description: inv
+            .distro
+            .as_ref()
+            .map(|d| format!("base distribution: {d}")),
         hashes: vec![Hash {
             alg: "SHA-256",
             content: inv.image.digest.hex().to_owned(),

@@ -98,10 +98,13 @@ fn parse_database(text: &str, default_layer: usize, view: &MergedView) -> Vec<De
                 .and_then(|s| s.split_whitespace().next())
                 .filter(|s| *s != name)
                 .map(str::to_owned);
-            let layer = [format!("{INFO}{name}:{arch}.list"), format!("{INFO}{name}.list")]
-                .iter()
-                .find_map(|path| view.get(path).map(|e| e.layer))
-                .unwrap_or(default_layer);
+            let layer = [
+                format!("{INFO}{name}:{arch}.list"),
+                format!("{INFO}{name}.list"),
+            ]
+            .iter()
+            .find_map(|path| view.get(path).map(|e| e.layer))
+            .unwrap_or(default_layer);
             Some(DebPackage {
                 name,
                 version,
@@ -125,7 +128,11 @@ pub fn packages(view: &MergedView) -> Vec<DebPackage> {
             continue;
         }
         if let Captured::File(bytes) = &placed.content {
-            out.extend(parse_database(&String::from_utf8_lossy(bytes), placed.layer, view));
+            out.extend(parse_database(
+                &String::from_utf8_lossy(bytes),
+                placed.layer,
+                view,
+            ));
         }
     }
     out.sort_by(|a, b| (&a.name, &a.version, &a.arch).cmp(&(&b.name, &b.version, &b.arch)));

@@ -40,11 +40,15 @@ impl SbomError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Io(_) => None,
-            Self::Layer { .. } => Some(
-                "the cached layer may be damaged: run the build again with --no-cache".into(),
-            ),
-            Self::Lock { .. } => Some("regenerate the lock with its tool (uv lock, poetry lock, pipenv lock)".into()),
-            Self::Oci { .. } => Some("the image or layout was changed by another tool; rebuild it".into()),
+            Self::Layer { .. } => {
+                Some("the cached layer may be damaged: run the build again with --no-cache".into())
+            }
+            Self::Lock { .. } => {
+                Some("regenerate the lock with its tool (uv lock, poetry lock, pipenv lock)".into())
+            }
+            Self::Oci { .. } => {
+                Some("the image or layout was changed by another tool; rebuild it".into())
+            }
         }
     }
 }

@@ -122,7 +122,13 @@ pub fn pypi_purl(name: &str, version: &str) -> String {
 }
 
 /// The `pkg:deb` purl with `arch` and `distro` qualifiers.
-pub fn deb_purl(namespace: &str, name: &str, version: &str, arch: &str, distro: Option<&str>) -> String {
+pub fn deb_purl(
+    namespace: &str,
+    name: &str,
+    version: &str,
+    arch: &str,
+    distro: Option<&str>,
+) -> String {
     let built = PackageUrl::new("deb", name.to_owned()).and_then(|mut p| {
         p.with_namespace(namespace.to_owned())?
             .with_version(version.to_owned())?
@@ -203,9 +209,9 @@ impl Inventory {
             .filter(|(_, (l, _))| l.origin == "app")
             .map(|(i, _)| i)
             .collect();
-        let own = contents
-            .python_packages()
-            .find(|d| d.normalized == project_name && !contents.layer(d.layer).is_some_and(LayerInfo::is_base));
+        let own = contents.python_packages().find(|d| {
+            d.normalized == project_name && !contents.layer(d.layer).is_some_and(LayerInfo::is_base)
+        });
         let mut project = ProjectPackage {
             name: input.project.name.clone(),
             version: input.project.version.clone(),
@@ -246,13 +252,26 @@ impl Inventory {
             kind: PackageKind::Deb,
             name: p.name.clone(),
             version: p.version.clone(),
-            purl: deb_purl(namespace, &p.name, &p.version, &p.arch, qualifier.as_deref()),
+            purl: deb_purl(
+                namespace,
+                &p.name,
+                &p.version,
+                &p.arch,
+                qualifier.as_deref(),
+            ),
             license: None,
             layer: p.layer,
             file: None,
             detail: p.source.clone(),
         }));
-        packages.sort_by(|a, b| (a.kind, normalize(&a.name), &a.version, &a.purl).cmp(&(b.kind, normalize(&b.name), &b.version, &b.purl)));
+        packages.sort_by(|a, b| {
+            (a.kind, normalize(&a.name), &a.version, &a.purl).cmp(&(
+                b.kind,
+                normalize(&b.name),
+                &b.version,
+                &b.purl,
+            ))
+        });
         license_refs.sort();
         license_refs.dedup();
         Self {
@@ -282,10 +301,22 @@ mod tests {
 
     #[test]
     fn purls_follow_the_spec() {
-        assert_eq!(pypi_purl("Flask_SQLAlchemy", "3.1.1"), "pkg:pypi/flask-sqlalchemy@3.1.1");
-        assert_eq!(pypi_purl("torch", "2.4.0+cpu"), "pkg:pypi/torch@2.4.0%2Bcpu");
         assert_eq!(
-            deb_purl("debian", "libc6", "2.36-9+deb12u4", "amd64", Some("debian-12")),
+            pypi_purl("Flask_SQLAlchemy", "3.1.1"),
+            "pkg:pypi/flask-sqlalchemy@3.1.1"
+        );
+        assert_eq!(
+            pypi_purl("torch", "2.4.0+cpu"),
+            "pkg:pypi/torch@2.4.0%2Bcpu"
+        );
+        assert_eq!(
+            deb_purl(
+                "debian",
+                "libc6",
+                "2.36-9+deb12u4",
+                "amd64",
+                Some("debian-12")
+            ),
             "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
         );
         assert_eq!(
@@ -297,8 +328,14 @@ mod tests {
     #[test]
     fn wheel_tags_expand() {
         let tags = wheel_filename_tags("six-1.16.0-py2.py3-none-any.whl").unwrap();
-        assert_eq!(tags.into_iter().collect::<Vec<_>>(), vec!["py2-none-any", "py3-none-any"]);
-        let build = wheel_filename_tags("x-1.0-1-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
+        assert_eq!(
+            tags.into_iter().collect::<Vec<_>>(),
+            vec!["py2-none-any", "py3-none-any"]
+        );
+        let build = wheel_filename_tags(
+            "x-1.0-1-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        )
+        .unwrap();
         assert_eq!(build.len(), 2);
         assert!(wheel_filename_tags("x-1.0.tar.gz").is_none());
     }
@@ -325,7 +362,9 @@ mod tests {
 {{file = \"pydantic_core-2.0-cp313-cp313-manylinux_2_17_x86_64.whl\", hash = \"{}\"}},\
 {{file = \"pydantic_core-2.0-cp313-cp313-manylinux_2_17_aarch64.whl\", hash = \"{}\"}},\
 {{file = \"pydantic_core-2.0.tar.gz\", hash = \"{}\"}}]\n",
-            h('a'), h('b'), h('c')
+            h('a'),
+            h('b'),
+            h('c')
         );
         let path = dir.path().join("poetry.lock");
         fs_err::write(&path, lock).unwrap();
@@ -333,6 +372,10 @@ mod tests {
         let x86 = installed_file(&dist(&["cp313-cp313-manylinux_2_17_x86_64"]), &locked).unwrap();
         assert_eq!(x86.sha256, "a".repeat(64));
         let built = installed_file(&dist(&["cp313-cp313-linux_riscv64"]), &locked).unwrap();
-        assert_eq!(built.sha256, "c".repeat(64), "no wheel fits: built from the sdist");
+        assert_eq!(
+            built.sha256,
+            "c".repeat(64),
+            "no wheel fits: built from the sdist"
+        );
     }
 }

@@ -52,29 +52,92 @@ impl DeclaredLicense {
 /// they fit several licenses.
 const CLASSIFIERS: &[(&str, &str)] = &[
     ("License :: OSI Approved :: MIT License", "MIT"),
-    ("License :: OSI Approved :: MIT No Attribution License (MIT-0)", "MIT-0"),
+    (
+        "License :: OSI Approved :: MIT No Attribution License (MIT-0)",
+        "MIT-0",
+    ),
     ("License :: OSI Approved :: ISC License (ISCL)", "ISC"),
-    ("License :: OSI Approved :: Python Software Foundation License", "PSF-2.0"),
-    ("License :: OSI Approved :: The Unlicense (Unlicense)", "Unlicense"),
-    ("License :: OSI Approved :: Boost Software License 1.0 (BSL-1.0)", "BSL-1.0"),
+    (
+        "License :: OSI Approved :: Python Software Foundation License",
+        "PSF-2.0",
+    ),
+    (
+        "License :: OSI Approved :: The Unlicense (Unlicense)",
+        "Unlicense",
+    ),
+    (
+        "License :: OSI Approved :: Boost Software License 1.0 (BSL-1.0)",
+        "BSL-1.0",
+    ),
     ("License :: OSI Approved :: zlib/libpng License", "Zlib"),
-    ("License :: OSI Approved :: Universal Permissive License (UPL)", "UPL-1.0"),
-    ("License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"),
-    ("License :: OSI Approved :: Mozilla Public License 1.1 (MPL 1.1)", "MPL-1.1"),
-    ("License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)", "EPL-2.0"),
-    ("License :: OSI Approved :: Eclipse Public License 1.0 (EPL-1.0)", "EPL-1.0"),
-    ("License :: OSI Approved :: European Union Public Licence 1.2 (EUPL 1.2)", "EUPL-1.2"),
-    ("License :: OSI Approved :: GNU General Public License v2 (GPLv2)", "GPL-2.0-only"),
-    ("License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)", "GPL-2.0-or-later"),
-    ("License :: OSI Approved :: GNU General Public License v3 (GPLv3)", "GPL-3.0-only"),
-    ("License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)", "GPL-3.0-or-later"),
-    ("License :: OSI Approved :: GNU Lesser General Public License v2 (LGPLv2)", "LGPL-2.0-only"),
-    ("License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)", "LGPL-2.0-or-later"),
-    ("License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)", "LGPL-3.0-only"),
-    ("License :: OSI Approved :: GNU Lesser General Public License v3 or later (LGPLv3+)", "LGPL-3.0-or-later"),
-    ("License :: OSI Approved :: GNU Affero General Public License v3", "AGPL-3.0-only"),
-    ("License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)", "AGPL-3.0-or-later"),
-    ("License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication", "CC0-1.0"),
+    (
+        "License :: OSI Approved :: Universal Permissive License (UPL)",
+        "UPL-1.0",
+    ),
+    (
+        "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)",
+        "MPL-2.0",
+    ),
+    (
+        "License :: OSI Approved :: Mozilla Public License 1.1 (MPL 1.1)",
+        "MPL-1.1",
+    ),
+    (
+        "License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)",
+        "EPL-2.0",
+    ),
+    (
+        "License :: OSI Approved :: Eclipse Public License 1.0 (EPL-1.0)",
+        "EPL-1.0",
+    ),
+    (
+        "License :: OSI Approved :: European Union Public Licence 1.2 (EUPL 1.2)",
+        "EUPL-1.2",
+    ),
+    (
+        "License :: OSI Approved :: GNU General Public License v2 (GPLv2)",
+        "GPL-2.0-only",
+    ),
+    (
+        "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)",
+        "GPL-2.0-or-later",
+    ),
+    (
+        "License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
+        "GPL-3.0-only",
+    ),
+    (
+        "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
+        "GPL-3.0-or-later",
+    ),
+    (
+        "License :: OSI Approved :: GNU Lesser General Public License v2 (LGPLv2)",
+        "LGPL-2.0-only",
+    ),
+    (
+        "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)",
+        "LGPL-2.0-or-later",
+    ),
+    (
+        "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)",
+        "LGPL-3.0-only",
+    ),
+    (
+        "License :: OSI Approved :: GNU Lesser General Public License v3 or later (LGPLv3+)",
+        "LGPL-3.0-or-later",
+    ),
+    (
+        "License :: OSI Approved :: GNU Affero General Public License v3",
+        "AGPL-3.0-only",
+    ),
+    (
+        "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)",
+        "AGPL-3.0-or-later",
+    ),
+    (
+        "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication",
+        "CC0-1.0",
+    ),
 ];
 
 /// Free-text `License` values (compared case-insensitively) that name exactly one license.
@@ -113,9 +176,9 @@ pub fn valid_expression(text: &str) -> Option<String> {
     }
     let expr = Expression::parse_mode(text, ParseMode::STRICT).ok()?;
     // A `DocumentRef-` points into another SPDX document, which these documents do not carry.
-    let external = expr.requirements().any(|r| {
-        matches!(&r.req.license, spdx::LicenseItem::Other(r) if r.doc_ref.is_some())
-    });
+    let external = expr
+        .requirements()
+        .any(|r| matches!(&r.req.license, spdx::LicenseItem::Other(r) if r.doc_ref.is_some()));
     if external {
         return None;
     }
@@ -205,11 +268,23 @@ mod tests {
     #[test]
     fn classifiers_and_license_field_must_agree() {
         let mit = classifiers(&["License :: OSI Approved :: MIT License"]);
-        assert_eq!(declared(None, None, &mit).expression.as_deref(), Some("MIT"));
-        assert_eq!(declared(None, Some("MIT License"), &mit).expression.as_deref(), Some("MIT"));
+        assert_eq!(
+            declared(None, None, &mit).expression.as_deref(),
+            Some("MIT")
+        );
+        assert_eq!(
+            declared(None, Some("MIT License"), &mit)
+                .expression
+                .as_deref(),
+            Some("MIT")
+        );
         assert_eq!(declared(None, Some("Apache 2.0"), &mit).expression, None);
         let bsd = classifiers(&["License :: OSI Approved :: BSD License"]);
-        assert_eq!(declared(None, None, &bsd).expression, None, "BSD License is a family");
+        assert_eq!(
+            declared(None, None, &bsd).expression,
+            None,
+            "BSD License is a family"
+        );
         assert_eq!(declared(None, Some("BSD"), &[]).expression, None);
         let two = classifiers(&[
             "License :: OSI Approved :: MIT License",
@@ -220,7 +295,12 @@ mod tests {
 
     #[test]
     fn license_field_spdx_ids_and_full_texts() {
-        assert_eq!(declared(None, Some("BSD-3-Clause"), &[]).expression.as_deref(), Some("BSD-3-Clause"));
+        assert_eq!(
+            declared(None, Some("BSD-3-Clause"), &[])
+                .expression
+                .as_deref(),
+            Some("BSD-3-Clause")
+        );
         let text = "Copyright (c) 2010 Someone\n\nPermission is hereby granted, free of charge";
         assert_eq!(declared(None, Some(text), &[]).expression, None);
         assert_eq!(declared(None, None, &[]).source, LicenseSource::None);

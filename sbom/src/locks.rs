@@ -53,8 +53,7 @@ impl LockedFiles {
                 // `1.0` and `1.0.0` are the same version; compare as PEP 440 versions.
                 let wanted = version.parse::<pep440_rs::Version>().ok()?;
                 self.files.iter().find_map(|((n, v), files)| {
-                    (n == name && v.parse::<pep440_rs::Version>().ok()? == wanted)
-                        .then_some(files)
+                    (n == name && v.parse::<pep440_rs::Version>().ok()? == wanted).then_some(files)
                 })
             })
             .map_or(&[], Vec::as_slice)
@@ -123,7 +122,15 @@ impl LockedFiles {
                 let location = a.url.as_deref().or(a.path.as_deref());
                 let filename = location.and_then(last_segment);
                 let url = a.url.clone();
-                self.add(&p.name, version, LockedFile { filename, url, sha256 });
+                self.add(
+                    &p.name,
+                    version,
+                    LockedFile {
+                        filename,
+                        url,
+                        sha256,
+                    },
+                );
             }
         }
         Ok(())
@@ -166,11 +173,10 @@ impl LockedFiles {
 
     fn read_pipfile(&mut self, path: &Path) -> Result<(), SbomError> {
         let text = fs_err::read_to_string(path).map_err(SbomError::Io)?;
-        let lock: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| SbomError::Lock {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let lock: serde_json::Value = serde_json::from_str(&text).map_err(|e| SbomError::Lock {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         self.note(path);
         // Only `default` is installed (`pipenv install --deploy` without `--dev`).
         let Some(default) = lock["default"].as_object() else {
@@ -281,7 +287,8 @@ fn logical_lines(text: &str) -> Vec<String> {
 fn strip_comment(line: &str) -> &str {
     let bytes = line.as_bytes();
     let at = (0..bytes.len()).find(|&i| {
-        bytes.get(i) == Some(&b'#') && (i == 0 || bytes.get(i - 1).is_some_and(u8::is_ascii_whitespace))
+        bytes.get(i) == Some(&b'#')
+            && (i == 0 || bytes.get(i - 1).is_some_and(u8::is_ascii_whitespace))
     });
     at.and_then(|i| line.get(..i)).unwrap_or(line)
 }
@@ -308,10 +315,14 @@ sdist = {{ url = \"https://files.example/annotated_doc-0.0.7.tar.gz\", hash = \"
 wheels = [{{ url = \"https://files.example/annotated_doc-0.0.7-py3-none-any.whl\", hash = \"{H1}\" }}]\n\
 [[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = {{ editable = \".\" }}\n"
         );
-        let locked = LockedFiles::read(&LockSource::UvLock(write(dir.path(), "uv.lock", &text))).unwrap();
+        let locked =
+            LockedFiles::read(&LockSource::UvLock(write(dir.path(), "uv.lock", &text))).unwrap();
         let files = locked.get("annotated-doc", "0.0.7");
         assert_eq!(files.len(), 2);
-        assert_eq!(files[1].filename.as_deref(), Some("annotated_doc-0.0.7-py3-none-any.whl"));
+        assert_eq!(
+            files[1].filename.as_deref(),
+            Some("annotated_doc-0.0.7-py3-none-any.whl")
+        );
         assert_eq!(files[1].sha256, H1.trim_start_matches("sha256:"));
         assert!(locked.get("app", "0.1.0").is_empty());
         assert_eq!(locked.sources, vec!["uv.lock"]);
@@ -320,14 +331,33 @@ wheels = [{{ url = \"https://files.example/annotated_doc-0.0.7-py3-none-any.whl\
     #[test]
     fn poetry_pipfile_and_requirements() {
         let dir = tempfile::tempdir().unwrap();
-        let poetry = format!("[[package]]\nname = \"click\"\nversion = \"8.1\"\nfiles = [{{file = \"click-8.1-py3-none-any.whl\", hash = \"{H1}\"}}]\n");
-        let locked = LockedFiles::read(&LockSource::PoetryLock(write(dir.path(), "poetry.lock", &poetry))).unwrap();
+        let poetry = format!(
+            "[[package]]\nname = \"click\"\nversion = \"8.1\"\nfiles = [{{file = \"click-8.1-py3-none-any.whl\", hash = \"{H1}\"}}]\n"
+        );
+        let locked = LockedFiles::read(&LockSource::PoetryLock(write(
+            dir.path(),
+            "poetry.lock",
+            &poetry,
+        )))
+        .unwrap();
         assert_eq!(locked.get("click", "8.1.0").len(), 1, "8.1 == 8.1.0");
-        let pipfile = format!("{{\"default\": {{\"Click\": {{\"version\": \"==8.1\", \"hashes\": [\"{H1}\", \"{H2}\"]}}}}, \"develop\": {{\"pytest\": {{\"version\": \"==8\", \"hashes\": [\"{H1}\"]}}}}}}");
-        let locked = LockedFiles::read(&LockSource::PipfileLock(write(dir.path(), "Pipfile.lock", &pipfile))).unwrap();
+        let pipfile = format!(
+            "{{\"default\": {{\"Click\": {{\"version\": \"==8.1\", \"hashes\": [\"{H1}\", \"{H2}\"]}}}}, \"develop\": {{\"pytest\": {{\"version\": \"==8\", \"hashes\": [\"{H1}\"]}}}}}}"
+        );
+        let locked = LockedFiles::read(&LockSource::PipfileLock(write(
+            dir.path(),
+            "Pipfile.lock",
+            &pipfile,
+        )))
+        .unwrap();
         assert_eq!(locked.get("click", "8.1").len(), 2);
-        assert!(locked.get("pytest", "8").is_empty(), "develop is not installed");
-        let reqs = format!("# pins\nflask==3.1.3 \\\n    --hash={H1} \\\n    --hash={H2}  # two files\nrequests>=2 --hash={H1}\n-r other.txt\n");
+        assert!(
+            locked.get("pytest", "8").is_empty(),
+            "develop is not installed"
+        );
+        let reqs = format!(
+            "# pins\nflask==3.1.3 \\\n    --hash={H1} \\\n    --hash={H2}  # two files\nrequests>=2 --hash={H1}\n-r other.txt\n"
+        );
         let path = write(dir.path(), "requirements.txt", &reqs);
         let locked = LockedFiles::read(&LockSource::Requirements(vec![path])).unwrap();
         assert_eq!(locked.get("flask", "3.1.3").len(), 2);

@@ -21,13 +21,7 @@ pub fn project_info(dir: &Path) -> ProjectInfo {
                 .get("project")
                 .and_then(toml::Value::as_table)
                 .and_then(pick)
-                .or_else(|| {
-                    table
-                        .get("tool")?
-                        .get("poetry")?
-                        .as_table()
-                        .and_then(pick)
-                })
+                .or_else(|| table.get("tool")?.get("poetry")?.as_table().and_then(pick))
         });
     from_pyproject.unwrap_or_else(|| {
         let canonical = fs_err::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
@@ -53,10 +47,21 @@ mod tests {
         let app = dir.path().join("my-app");
         fs_err::create_dir(&app).unwrap();
         assert_eq!(project_info(&app).name, "my-app");
-        fs_err::write(app.join("pyproject.toml"), "[tool.poetry]\nname = \"poet\"\nversion = \"1.2\"\n").unwrap();
+        fs_err::write(
+            app.join("pyproject.toml"),
+            "[tool.poetry]\nname = \"poet\"\nversion = \"1.2\"\n",
+        )
+        .unwrap();
         let info = project_info(&app);
-        assert_eq!((info.name.as_str(), info.version.as_deref()), ("poet", Some("1.2")));
-        fs_err::write(app.join("pyproject.toml"), "[project]\nname = \"uvapp\"\ndynamic = [\"version\"]\n").unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.version.as_deref()),
+            ("poet", Some("1.2"))
+        );
+        fs_err::write(
+            app.join("pyproject.toml"),
+            "[project]\nname = \"uvapp\"\ndynamic = [\"version\"]\n",
+        )
+        .unwrap();
         assert_eq!(project_info(&app).version, None);
         fs_err::write(app.join("pyproject.toml"), "not toml [").unwrap();
         assert_eq!(project_info(&app).name, "my-app");

@@ -186,7 +186,10 @@ Description-Content-Type: text/markdown\n\n# Flask-SQLAlchemy\n\nLicense: not a 
         let dists = distributions(&MergedView::new([&layer]));
         assert_eq!(dists.len(), 1);
         let d = &dists[0];
-        assert_eq!((d.normalized.as_str(), d.version.as_str()), ("flask-sqlalchemy", "3.1.1"));
+        assert_eq!(
+            (d.normalized.as_str(), d.version.as_str()),
+            ("flask-sqlalchemy", "3.1.1")
+        );
         assert_eq!(d.license.expression.as_deref(), Some("BSD-3-Clause"));
         assert!(d.wheel_tags.contains("py3-none-any"));
         assert_eq!(d.location, format!("/{dir}"));

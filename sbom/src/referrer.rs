@@ -137,18 +137,25 @@ impl Artifact {
 /// `index.json` of an OCI layout with the artifact's entry added (referrers in a layout are found
 /// by walking its index, as `oras discover --oci-layout` does). `None` when the entry is already
 /// there, so a second build changes nothing.
-pub fn add_to_layout_index(index_json: &[u8], artifact: &Artifact) -> Result<Option<Vec<u8>>, SbomError> {
+pub fn add_to_layout_index(
+    index_json: &[u8],
+    artifact: &Artifact,
+) -> Result<Option<Vec<u8>>, SbomError> {
     let invalid = |reason: String| SbomError::Oci {
         what: "index.json".to_owned(),
         reason,
     };
-    let mut index: Value = serde_json::from_slice(index_json).map_err(|e| invalid(e.to_string()))?;
+    let mut index: Value =
+        serde_json::from_slice(index_json).map_err(|e| invalid(e.to_string()))?;
     let manifests = index
         .get_mut("manifests")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| invalid("it has no manifests list".to_owned()))?;
     let digest = artifact.descriptor.digest.to_string();
-    if manifests.iter().any(|m| m["digest"].as_str() == Some(digest.as_str())) {
+    if manifests
+        .iter()
+        .any(|m| m["digest"].as_str() == Some(digest.as_str()))
+    {
         return Ok(None);
     }
     manifests.push(serde_json::to_value(&artifact.descriptor).map_err(|e| invalid(e.to_string()))?);
@@ -172,14 +179,26 @@ mod tests {
 
     #[test]
     fn artifact_manifest_shape() {
-        let a = Artifact::new(&subject(), "application/spdx+json", b"{}\n".to_vec(), "sbom.spdx.json", "1970-01-01T00:00:00Z");
+        let a = Artifact::new(
+            &subject(),
+            "application/spdx+json",
+            b"{}\n".to_vec(),
+            "sbom.spdx.json",
+            "1970-01-01T00:00:00Z",
+        );
         let v: Value = serde_json::from_slice(&a.manifest).unwrap();
         assert_eq!(v["artifactType"], "application/spdx+json");
         assert_eq!(v["config"]["mediaType"], EMPTY_MEDIA_TYPE);
         assert_eq!(v["config"]["digest"], Digest::of(b"{}").to_string());
         assert_eq!(v["subject"]["digest"], Digest::of(b"image").to_string());
         assert_eq!(v["layers"][0]["annotations"][TITLE], "sbom.spdx.json");
-        let again = Artifact::new(&subject(), "application/spdx+json", b"{}\n".to_vec(), "sbom.spdx.json", "1970-01-01T00:00:00Z");
+        let again = Artifact::new(
+            &subject(),
+            "application/spdx+json",
+            b"{}\n".to_vec(),
+            "sbom.spdx.json",
+            "1970-01-01T00:00:00Z",
+        );
         assert_eq!(a, again);
     }
 

@@ -51,7 +51,10 @@ fn wanted(path: &str) -> Option<bool> {
     if parent.ends_with(".egg-info") && file == "PKG-INFO" {
         return Some(true);
     }
-    if matches!(path, "var/lib/dpkg/status" | "etc/os-release" | "usr/lib/os-release") {
+    if matches!(
+        path,
+        "var/lib/dpkg/status" | "etc/os-release" | "usr/lib/os-release"
+    ) {
         return Some(true);
     }
     if parent == "var/lib/dpkg/status.d" && !file.starts_with('.') {
@@ -72,11 +75,10 @@ pub fn clean_path(raw: &str) -> String {
 /// Scan a layer blob: gzip'd or plain tar (sniffed from its first bytes).
 pub fn scan_layer_file(path: &Path) -> Result<LayerScan, SbomError> {
     let file = fs_err::File::open(path).map_err(SbomError::Io)?;
-    scan_layer(BufReader::with_capacity(1 << 20, file))
-        .map_err(|source| SbomError::Layer {
-            path: path.to_owned(),
-            source,
-        })
+    scan_layer(BufReader::with_capacity(1 << 20, file)).map_err(|source| SbomError::Layer {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Scan a layer from a reader (gzip'd or plain tar).

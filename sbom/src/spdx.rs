@@ -100,7 +100,13 @@ fn spdx_id(kind: &str, parts: &[&str]) -> String {
     let raw = parts.join("-");
     let clean: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("SPDXRef-{kind}-{clean}")
 }
@@ -132,12 +138,17 @@ fn package(id: String, p: &Package) -> SpdxPackage {
     let (purpose, source_info, comment) = match p.kind {
         PackageKind::Python => (
             Some("LIBRARY"),
-            p.file.as_ref().and_then(|f| f.filename.clone()).map(|f| format!("installed from {f}")),
+            p.file
+                .as_ref()
+                .and_then(|f| f.filename.clone())
+                .map(|f| format!("installed from {f}")),
             p.detail.as_ref().map(|d| format!("metadata at {d}")),
         ),
         PackageKind::Deb => (
             None,
-            p.detail.as_ref().map(|s| format!("built from the Debian source package {s}")),
+            p.detail
+                .as_ref()
+                .map(|s| format!("built from the Debian source package {s}")),
             None,
         ),
     };
@@ -152,7 +163,11 @@ fn package(id: String, p: &Package) -> SpdxPackage {
             .and_then(|f| f.url.clone())
             .unwrap_or_else(|| NOASSERTION.to_owned()),
         files_analyzed: false,
-        checksums: p.file.as_ref().map(|f| sha256(&f.sha256)).unwrap_or_default(),
+        checksums: p
+            .file
+            .as_ref()
+            .map(|f| sha256(&f.sha256))
+            .unwrap_or_default(),
         license_concluded: NOASSERTION.to_owned(),
         license_declared: license_or_noassertion(p.license.as_ref()),
         copyright_text: NOASSERTION.to_owned(),
@@ -216,7 +231,10 @@ pub fn to_json(inv: &Inventory) -> Vec<u8> {
             license_concluded: NOASSERTION.to_owned(),
             license_declared: NOASSERTION.to_owned(),
             copyright_text: NOASSERTION.to_owned(),
-            source_info: inv.distro.as_ref().map(|d| format!("base distribution: {d}")),
+            source_info: inv
+                .distro
+                .as_ref()
+                .map(|d| format!("base distribution: {d}")),
             comment: Some(format!(
                 "OCI image manifest {} ({}), platform {}",
                 inv.image.digest, inv.image.media_type, inv.image.platform
@@ -241,7 +259,10 @@ pub fn to_json(inv: &Inventory) -> Vec<u8> {
             license_declared: NOASSERTION.to_owned(),
             copyright_text: NOASSERTION.to_owned(),
             source_info: None,
-            comment: layer.created_by.as_ref().map(|c| format!("created by: {c}")),
+            comment: layer
+                .created_by
+                .as_ref()
+                .map(|c| format!("created by: {c}")),
             external_refs: Vec::new(),
             primary_package_purpose: Some("ARCHIVE"),
         });
@@ -287,7 +308,9 @@ pub fn to_json(inv: &Inventory) -> Vec<u8> {
             .iter()
             .map(|id| ExtractedLicense {
                 license_id: id.clone(),
-                extracted_text: format!("{id}: see the license files of the packages that declare it"),
+                extracted_text: format!(
+                    "{id}: see the license files of the packages that declare it"
+                ),
                 name: id.trim_start_matches("LicenseRef-").to_owned(),
             })
             .collect(),

@@ -21,7 +21,10 @@ pub struct MergedView {
 }
 
 fn under(path: &str, dir: &str) -> bool {
-    dir.is_empty() || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl MergedView {
@@ -152,8 +155,14 @@ mod tests {
             Captured::Symlink("../usr/lib/os-release".into()),
         ));
         let view = MergedView::new([&layer]);
-        assert_eq!(view.read("etc/os-release").map(|r| r.0), Some(&b"ID=debian\n"[..]));
-        assert_eq!(resolve("etc/os-release", "/usr/lib/os-release"), "usr/lib/os-release");
+        assert_eq!(
+            view.read("etc/os-release").map(|r| r.0),
+            Some(&b"ID=debian\n"[..])
+        );
+        assert_eq!(
+            resolve("etc/os-release", "/usr/lib/os-release"),
+            "usr/lib/os-release"
+        );
         assert_eq!(resolve("etc/a", "../../../x"), "x");
     }
 }

@@ -91,6 +91,11 @@ impl Printer {
         ));
     }
 
+    /// Any other step's line (`sbom    wrote …`).
+    pub fn note(&self, what: &str, text: &str) {
+        self.line(&format!("{what:<7} {text}"));
+    }
+
     /// A local output was written.
     pub fn wrote(&self, what: &str, path: &Path) {
         self.line(&format!("wrote   {what} {}", path.display()));
@@ -199,6 +204,7 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "sbom": written.sbom,
     })
 }
 

@@ -10,3 +10,4 @@ mod errors;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;
+mod sbom;
