@@ -8,7 +8,9 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, report, sbom};
+use crate::commands::{
+    UserError, app_layer, deps, layer_inputs, outputs, plan_overrides, report, sbom,
+};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -195,6 +197,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             app_layer::HISTORY.to_owned(),
             false,
         ));
+        let shipped = app.diff_id.clone();
+        layer_inputs::annotate(
+            &mut new_layers,
+            &plan,
+            &dir,
+            &pulled.digest,
+            &platform,
+            args.uv.is_some(),
+            &shipped,
+        )?;
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()
@@ -268,5 +280,6 @@ fn new_layer(
         created_by,
         origin,
         reused,
+        annotations: Default::default(),
     }
 }

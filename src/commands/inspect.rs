@@ -197,6 +197,9 @@ fn render(report: &Value) -> String {
             }
             match layer["inputs"].as_object() {
                 Some(inputs) => out.push_str(&format!("    key inputs: {}\n", inputs_line(inputs))),
+                None if layer["origin"] == "app" => {
+                    out.push_str("    key inputs: none (not cached: written from the project files every build)\n")
+                }
                 None => out.push_str("    key inputs: not recorded in this image\n"),
             }
         }

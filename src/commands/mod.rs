@@ -5,6 +5,7 @@ pub mod base;
 pub mod build;
 pub mod deps;
 pub mod inspect;
+pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
 pub mod report;
