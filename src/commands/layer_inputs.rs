@@ -16,17 +16,8 @@ use pyslip_registry::Platform;
 use serde_json::{Map, Value, json};
 
 use crate::commands::inspect::{INPUTS_ANNOTATION, ORIGIN_ANNOTATION};
+use crate::commands::report::origin_name;
 use crate::image::{LayerOrigin, NewLayer};
-
-fn origin_name(origin: LayerOrigin) -> &'static str {
-    match origin {
-        LayerOrigin::Base => "base",
-        LayerOrigin::Deps => "deps",
-        LayerOrigin::Project => "project",
-        LayerOrigin::Static => "static",
-        LayerOrigin::App => "app",
-    }
-}
 
 /// `uv <version>`, `uv (--uv PATH)` or `pip (the image's)`.
 fn installer(plan: &BuildPlan, uv_override: bool) -> String {

@@ -208,7 +208,8 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
     })
 }
 
-fn origin_name(origin: LayerOrigin) -> &'static str {
+/// `base`, `deps`, `project`, `static`, `app`: the name of a layer origin in reports.
+pub fn origin_name(origin: LayerOrigin) -> &'static str {
     match origin {
         LayerOrigin::Base => "base",
         LayerOrigin::Deps => "deps",

@@ -18,7 +18,8 @@ use crate::cli::{BuildArgs, SbomFormat};
 use crate::commands::UserError;
 use crate::commands::outputs::Written;
 use crate::commands::report::Printer;
-use crate::image::{ImageParts, LayerOrigin, NewLayer, OCI_MANIFEST};
+use crate::commands::report::origin_name;
+use crate::image::{ImageParts, NewLayer, OCI_MANIFEST};
 
 /// What `--sbom` and `--sbom-format` ask for.
 #[derive(Debug, Clone)]
@@ -68,16 +69,6 @@ pub struct Sbom {
     pub packages: usize,
     /// The document as a referrer of the image.
     pub artifact: Artifact,
-}
-
-fn origin_name(origin: LayerOrigin) -> &'static str {
-    match origin {
-        LayerOrigin::Base => "base",
-        LayerOrigin::Deps => "deps",
-        LayerOrigin::Project => "project",
-        LayerOrigin::Static => "static",
-        LayerOrigin::App => "app",
-    }
 }
 
 /// The lock the install read, for file hashes.
