@@ -42,6 +42,18 @@ pub enum Workload {
     Worker,
 }
 
+/// Where build steps (dependency install, collectstatic) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// The namespace sandbox where this host allows it, else no namespaces (says which, once).
+    Auto,
+    /// Always the rootless namespace sandbox (fails where user namespaces are blocked).
+    Namespaces,
+    /// No namespaces: the installer runs on the host and installs for the base root; build
+    /// steps then have only the isolation the job itself has (its container).
+    None,
+}
+
 /// Which installer puts the dependencies into the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Installer {
@@ -131,6 +143,10 @@ pub struct BuildArgs {
     /// Format of the --sbom document.
     #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
     pub sbom_format: SbomFormat,
+    /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
+    /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
+    #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
+    pub sandbox: SandboxMode,
 }
 
 /// `pyslip inspect`.

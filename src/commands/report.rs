@@ -46,6 +46,14 @@ impl Printer {
         }
     }
 
+    /// A line of information that matters also to machines reading `--json` (on stderr).
+    pub fn note(&self, text: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// A warning (always shown, also with `--json`, on stderr).
     pub fn warn(&self, text: &str) {
         match &self.spinner {
