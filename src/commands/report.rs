@@ -99,8 +99,8 @@ impl Printer {
         ));
     }
 
-    /// Any other step's line (`sbom    wrote …`).
-    pub fn note(&self, what: &str, text: &str) {
+    /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
+    pub fn labeled(&self, what: &str, text: &str) {
         self.line(&format!("{what:<7} {text}"));
     }
 

@@ -221,7 +221,7 @@ pub async fn attach(
     printer: &Printer,
 ) -> Result<Value> {
     let artifact = &sbom.artifact;
-    printer.note(
+    printer.labeled(
         "sbom",
         &format!(
             "wrote {} ({} packages)",
@@ -261,7 +261,7 @@ pub async fn attach(
             ReferrersVia::Api => "referrers-api",
             ReferrersVia::TagSchema => "fallback-tag",
         };
-        printer.note(
+        printer.labeled(
             "sbom",
             &format!("attached to {repo}@{} ({via})", image.manifest_digest),
         );
@@ -272,7 +272,7 @@ pub async fn attach(
         tokio::task::spawn_blocking(move || add_to_layout(&dir, &artifact))
             .await
             .context("OCI layout task failed")??;
-        printer.note(
+        printer.labeled(
             "sbom",
             &format!(
                 "attached in the OCI layout {}",
