@@ -4,9 +4,12 @@ pub mod app_layer;
 pub mod base;
 pub mod build;
 pub mod deps;
+pub mod inspect;
+pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
 pub mod report;
+pub mod sbom;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
@@ -86,6 +90,9 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<layers::LayerError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_sbom::SbomError>() {
             return e.hint();
         }
         None
