@@ -102,6 +102,11 @@ impl Printer {
         ));
     }
 
+    /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
+    pub fn labeled(&self, what: &str, text: &str) {
+        self.line(&format!("{what:<7} {text}"));
+    }
+
     /// A local output was written.
     pub fn wrote(&self, what: &str, path: &Path) {
         self.line(&format!("wrote   {what} {}", path.display()));
@@ -210,10 +215,12 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "sbom": written.sbom,
     })
 }
 
-fn origin_name(origin: LayerOrigin) -> &'static str {
+/// `base`, `deps`, `project`, `static`, `app`: the name of a layer origin in reports.
+pub fn origin_name(origin: LayerOrigin) -> &'static str {
     match origin {
         LayerOrigin::Base => "base",
         LayerOrigin::Deps => "deps",

@@ -13,3 +13,4 @@ mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;
+mod sbom;
