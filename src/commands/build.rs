@@ -110,6 +110,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    // Leftovers of killed builds go while this one runs; waited for when `run` returns.
+    let _sweep = cache.sweep_in_background();
     let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;

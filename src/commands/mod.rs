@@ -4,6 +4,7 @@ pub mod app_layer;
 pub mod base;
 pub mod build;
 pub mod deps;
+mod disk;
 pub mod inspect;
 pub mod layer_inputs;
 pub mod outputs;
@@ -64,6 +65,10 @@ impl std::error::Error for UserError {}
 
 /// The first hint any error in the chain offers.
 fn hint(err: &anyhow::Error) -> Option<String> {
+    // A full or read-only disk explains any failure it causes best.
+    if let Some(hint) = disk::hint(err) {
+        return Some(hint);
+    }
     err.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<UserError>() {
             return Some(e.hint.clone());

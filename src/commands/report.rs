@@ -26,11 +26,13 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
+        crate::signals::set_spinner(spinner.clone());
         Self { json, spinner }
     }
 
     fn line(&self, text: &str) {
-        if self.json {
+        // Once interrupted, the only line left to print is the signal thread's.
+        if self.json || pyslip_lifecycle::interrupt::interrupted().is_some() {
             return;
         }
         match &self.spinner {
@@ -39,8 +41,9 @@ impl Printer {
         }
     }
 
-    /// Name the step now running (shown only on a terminal).
+    /// Name the step now running (shown only on a terminal; named if a signal stops the build).
     pub fn step(&self, text: &str) {
+        pyslip_lifecycle::interrupt::set_step(text);
         if let Some(bar) = &self.spinner {
             bar.set_message(text.to_owned());
         }

@@ -57,6 +57,9 @@ pub enum FaultKind {
     Corrupt,
     /// Answer 200 with an endless chunked body (stops after 64 MiB).
     Oversized,
+    /// Never answer: hold the request until the client goes away (a registry that hangs). The
+    /// request is recorded first, so a test can wait for it in [`FaultServer::requests`].
+    Stall,
 }
 
 #[derive(Debug)]
@@ -140,6 +143,11 @@ impl FaultServerBuilder {
     /// Answer every request on `route` with an endless body.
     pub fn oversized(self, route: Route) -> Self {
         self.fault(route, FaultKind::Oversized, usize::MAX)
+    }
+
+    /// Never answer any request on `route` (see [`FaultKind::Stall`]).
+    pub fn stall(self, route: Route) -> Self {
+        self.fault(route, FaultKind::Stall, usize::MAX)
     }
 
     /// Demand Bearer tokens from `/token` on this server; each token is accepted for
