@@ -72,6 +72,30 @@ pub fn config_platform(config: &[u8]) -> Result<Platform, ImageError> {
     })
 }
 
+/// The manifest's layer descriptors: base layers as they are, pyslip's with their annotations.
+fn layer_descriptors(
+    layers: &[ImageLayer],
+    new_layers: &[NewLayer],
+) -> Result<Vec<Descriptor>, ImageError> {
+    let base_count = layers.len() - new_layers.len();
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut d = descriptor(&l.blob, "layer descriptor")?;
+            let annotations = i
+                .checked_sub(base_count)
+                .and_then(|n| new_layers.get(n))
+                .map(|n| &n.annotations)
+                .filter(|a| !a.is_empty());
+            if let Some(annotations) = annotations {
+                d.set_annotations(Some(annotations.clone().into_iter().collect()));
+            }
+            Ok(d)
+        })
+        .collect()
+}
+
 /// Append the new layers to the base and produce config and manifest.
 pub fn assemble(
     base_config: &[u8],
@@ -110,12 +134,7 @@ pub fn assemble(
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(&config_blob, "config descriptor")?)
-        .layers(
-            layers
-                .iter()
-                .map(|l| descriptor(&l.blob, "layer descriptor"))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
+        .layers(layer_descriptors(&layers, new_layers)?);
     if !annotations.is_empty() {
         builder = builder.annotations(annotations.into_iter().collect::<HashMap<_, _>>());
     }
@@ -158,14 +177,9 @@ mod tests {
 
     const BASE: &[u8] = br#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","config":{"Env":["PATH=/usr/bin","LANG=C.UTF-8"],"Cmd":["python3"],"Entrypoint":["tini"],"ExposedPorts":{"1/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]},"history":[{"created_by":"base"}],"x-unknown":{"kept":[1,2]}}"#;
 
-    fn golden() -> Image {
+    fn golden_layers() -> Vec<NewLayer> {
         let gzip = MediaType::ImageLayerGzip.to_string();
-        let base_layers = vec![BlobRef {
-            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
-            digest: Digest::of(b"base"),
-            size: 10,
-        }];
-        let new_layers = [
+        [
             ("deps", 20, LayerOrigin::Deps),
             ("app", 30, LayerOrigin::App),
         ]
@@ -179,7 +193,18 @@ mod tests {
             created_by: name.into(),
             origin,
             reused: false,
-        });
+            annotations: BTreeMap::new(),
+        })
+        .to_vec()
+    }
+
+    fn golden() -> Image {
+        let base_layers = vec![BlobRef {
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            digest: Digest::of(b"base"),
+            size: 10,
+        }];
+        let new_layers = golden_layers();
         let annotations = BTreeMap::from([
             (
                 "org.opencontainers.image.base.name".to_owned(),
@@ -222,6 +247,22 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(golden().manifest, first.manifest);
         }
+    }
+
+    #[test]
+    fn layer_annotations_of_new_layers_are_written_sorted_after_the_size() {
+        let mut new = golden_layers();
+        new[1].annotations = BTreeMap::from([
+            ("z.last".to_owned(), "2".to_owned()),
+            ("a.first".to_owned(), "1".to_owned()),
+        ]);
+        let image = assemble(BASE, &[], &new, &settings(), BTreeMap::new()).expect("assemble");
+        let text = String::from_utf8(image.manifest).expect("utf-8");
+        assert!(
+            text.contains(r#","size":30,"annotations":{"a.first":"1","z.last":"2"}}]"#),
+            "{text}"
+        );
+        assert_eq!(text.matches("annotations").count(), 1, "{text}");
     }
 
     #[test]

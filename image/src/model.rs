@@ -2,6 +2,8 @@
 //! descriptors (the bytes stay wherever they are: the local blob store, or the base image's
 //! registry); an index is several images, one per platform.
 
+use std::collections::BTreeMap;
+
 use layers::Digest;
 use pyslip_registry::Platform;
 use serde::Serialize;
@@ -60,6 +62,8 @@ pub struct NewLayer {
     pub origin: LayerOrigin,
     /// Taken from the cache rather than made by this build.
     pub reused: bool,
+    /// Annotations of its manifest descriptor (which step made it, from which inputs).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A layer of the finished image.

@@ -16,6 +16,7 @@ pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 mod small_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,6 +32,7 @@ pub use platform::{Platform, PlatformError};
 pub use pull::{FetchedManifest, PulledImage};
 pub use push::{BlobOutcome, BlobReport, BlobSource, PushBlob, PushReport};
 pub use reference::{Reference, ReferenceError, RepoRef};
+pub use referrers::{AttachReport, ReferrerDescriptor, Referrers, ReferrersVia, fallback_tag};
 pub use transport::proxy::ProxyConfig;
 pub use transport::retry::RetryPolicy;
 /// URLs as [`Client::fetch_url_verified`] takes them.

@@ -7,7 +7,7 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
 use crate::commands::outputs::{self, Requested};
-use crate::commands::{app_layer, deps, plan_overrides, report};
+use crate::commands::{app_layer, deps, layer_inputs, plan_overrides, report, sbom};
 use pyslip_image::{Artifact, BlobRef, LayerOrigin, NewLayer};
 
 /// Run `pyslip build`.
@@ -17,7 +17,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
         None => Platform::host(),
     };
-    let overrides = plan_overrides(&args.plan, requested.paths())?;
+    let sbom_request = sbom::SbomRequest::from_args(&args)?;
+    let mut output_paths = requested.paths();
+    output_paths.extend(sbom_request.as_ref().map(|s| s.path.clone()));
+    let overrides = plan_overrides(&args.plan, output_paths)?;
     let dir = args.plan.dir.clone();
     let plan = pyslip_plan::plan(&dir, &overrides)?;
     let printer = report::Printer::new(args.json);
@@ -25,6 +28,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    // Leftovers of killed builds go while this one runs; waited for when `run` returns.
+    let _sweep = cache.sweep_in_background();
     let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = pyslip_image::created_timestamp(epoch.as_deref())?;
@@ -122,6 +127,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             app_layer::HISTORY.to_owned(),
             false,
         ));
+        let shipped = app.diff_id.clone();
+        layer_inputs::annotate(
+            &mut new_layers,
+            &plan,
+            &dir,
+            &pulled.digest,
+            &platform,
+            args.uv.is_some(),
+            &shipped,
+        )?;
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()
@@ -131,7 +146,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 size: d.size,
             })
             .collect();
-        let settings = app_layer::settings(&plan, created)?;
+        let settings = app_layer::settings(&plan, created.clone())?;
         let annotations = [
             (
                 "org.opencontainers.image.base.name".to_owned(),
@@ -152,11 +167,30 @@ pub fn run(args: BuildArgs) -> Result<()> {
         )?;
         cache.write_blob(&image.config)?;
         cache.write_blob(&image.manifest)?;
-        let artifact = Artifact::Image(image);
 
+        let made_sbom = match &sbom_request {
+            Some(request) => {
+                printer.step("writing the SBOM");
+                let ctx = sbom::SbomContext {
+                    dir: &dir,
+                    plan: &plan,
+                    image: &image,
+                    new_layers: &new_layers,
+                    base: &pulled,
+                    platform: platform.to_string(),
+                    created: &created,
+                };
+                Some(sbom::make(&client, &cache, &ctx, request).await?)
+            }
+            None => None,
+        };
         printer.step("writing outputs");
-        let written =
+        let artifact = Artifact::Image(image.clone());
+        let mut written =
             outputs::write_all(&client, &cache, &requested, &artifact, &pulled, &printer).await?;
+        if let Some(made) = &made_sbom {
+            written.sbom = Some(sbom::attach(&client, made, &image, &written, &printer).await?);
+        }
         printer.finish(&artifact, &written)
     })
 }
@@ -177,5 +211,6 @@ fn new_layer(
         created_by,
         origin,
         reused,
+        annotations: Default::default(),
     }
 }

@@ -107,6 +107,7 @@ pub async fn write_all(
     let local = LocalBlobs::new(cache.blobs_dir());
     if requested.push {
         for (first, rest) in remote::group_by_repository(&requested.tags) {
+            let _step = pyslip_lifecycle::interrupt::enter_step(&format!("pushing {first}"));
             let pushed = remote::push(client, artifact, &local, &base.repo, &first, &rest)
                 .await
                 .with_context(|| format!("pushing to {first}"))?;

@@ -19,6 +19,8 @@ pub struct Written {
     pub tar: Option<std::path::PathBuf>,
     /// The OCI layout written.
     pub layout: Option<std::path::PathBuf>,
+    /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
+    pub sbom: Option<serde_json::Value>,
 }
 
 /// Prints progress and the result.
@@ -36,11 +38,13 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
+        crate::signals::set_spinner(spinner.clone());
         Self { json, spinner }
     }
 
     fn line(&self, text: &str) {
-        if self.json {
+        // Once interrupted, the only line left to print is the signal thread's.
+        if self.json || pyslip_lifecycle::interrupt::interrupted().is_some() {
             return;
         }
         match &self.spinner {
@@ -49,8 +53,9 @@ impl Printer {
         }
     }
 
-    /// Name the step now running (shown only on a terminal).
+    /// Name the step now running (shown only on a terminal; named if a signal stops the build).
     pub fn step(&self, text: &str) {
+        pyslip_lifecycle::interrupt::set_step(text);
         if let Some(bar) = &self.spinner {
             bar.set_message(text.to_owned());
         }
@@ -107,6 +112,11 @@ impl Printer {
             counts.present,
             human_size(counts.bytes_sent)
         ));
+    }
+
+    /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
+    pub fn labeled(&self, what: &str, text: &str) {
+        self.line(&format!("{what:<7} {text}"));
     }
 
     /// A local output was written.
@@ -193,6 +203,7 @@ fn json_report(artifact: &Artifact, written: &Written) -> Value {
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "sbom": written.sbom,
     });
     if let Artifact::Index(_) = artifact {
         report["platforms"] = images

@@ -68,6 +68,13 @@ pub fn write(
     )
 }
 
+/// Run `f` while holding the layout's lock: for other writers of its `index.json` (a referrer
+/// added next to an image) so that they and concurrent builds keep each other's entries.
+pub fn locked<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, ImageError> {
+    let _lock = LayoutLock::acquire(dir)?;
+    Ok(f())
+}
+
 fn ref_name(entry: &Descriptor) -> Option<&str> {
     entry
         .annotations()

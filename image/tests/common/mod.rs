@@ -101,6 +101,7 @@ pub async fn fixture() -> Fixture {
         created_by: "app".into(),
         origin: LayerOrigin::App,
         reused: false,
+        annotations: BTreeMap::new(),
     };
     let client = client();
     let base = Reference::parse(&format!("{}/library/python:3.13-slim", registry())).unwrap();

@@ -72,6 +72,8 @@ pub(crate) struct Memory {
     next_upload: AtomicU64,
     refuse_mounts: bool,
     ignore_range: bool,
+    /// The referrers API, when enabled.
+    referrers: Option<super::referrers::ReferrersIndex>,
 }
 
 /// Split `/v2/<name>/<kind>/<rest>` at the last `/blobs/` or `/manifests/`.
@@ -83,10 +85,11 @@ pub(crate) fn split_path<'a>(path: &'a str, kind: &str) -> Option<(&'a str, &'a 
 }
 
 impl Memory {
-    pub(crate) fn new(refuse_mounts: bool, ignore_range: bool) -> Self {
+    pub(crate) fn new(refuse_mounts: bool, ignore_range: bool, referrers_api: bool) -> Self {
         Self {
             refuse_mounts,
             ignore_range,
+            referrers: referrers_api.then(super::referrers::ReferrersIndex::default),
             ..Self::default()
         }
     }
@@ -167,6 +170,11 @@ impl Memory {
         }
         if let Some((repo, reference)) = split_path(path, "manifests") {
             return self.manifest(method, repo, reference, headers, body);
+        }
+        if let (Some(index), Some((repo, subject)), "GET") =
+            (&self.referrers, split_path(path, "referrers"), method)
+        {
+            return index.list(repo, subject, params.get("artifactType"));
         }
         Reply::error(404, "NAME_UNKNOWN", "unknown path")
     }
@@ -334,8 +342,16 @@ impl Memory {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
+                let subject = self
+                    .referrers
+                    .as_ref()
+                    .and_then(|index| index.record(repo, &media_type, &body));
                 let digest = self.put_manifest(repo, reference, &media_type, body);
-                Reply::new(201).header("docker-content-digest", digest.to_string())
+                let reply = Reply::new(201).header("docker-content-digest", digest.to_string());
+                match subject {
+                    Some(subject) => reply.header("oci-subject", subject),
+                    None => reply,
+                }
             }
             "GET" | "HEAD" => {
                 let found = self.store.lock().ok().and_then(|s| {

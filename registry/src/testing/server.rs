@@ -164,6 +164,7 @@ impl Shared {
                 ));
             }
             Some(FaultKind::Oversized) => return Ok(endless()),
+            Some(FaultKind::Stall) => return std::future::pending().await,
             Some(FaultKind::LostReply { status }) => {
                 let _done = self
                     .serve(&method, &path, &query, &headers, body, authorization, None)
