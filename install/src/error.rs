@@ -45,6 +45,9 @@ pub enum InstallError {
         /// What is wrong, e.g. `package "x" has no version`.
         reason: String,
     },
+    /// A lock or manifest file could not be parsed (the plan crate's parser, shared with detection).
+    #[error(transparent)]
+    Input(#[from] pyslip_plan::PlanError),
     /// A lock file is out of date with its manifest (what `--deploy` / `--locked` refuse).
     #[error("{lock} is out of date with {manifest}")]
     StaleLock {
@@ -152,6 +155,7 @@ impl InstallError {
                 "run `{refresh}` and commit the updated lock file"
             )),
             InstallError::Sandbox(e) => e.hint(),
+            InstallError::Input(e) => e.hint(),
             InstallError::Layer(e) => e.hint(),
             InstallError::Unpack(e) => e.hint(),
             InstallError::User(_) => Some(

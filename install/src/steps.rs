@@ -163,6 +163,7 @@ pub(crate) fn recipe(
             let reqs = locks::pipfile_lock_requirements(
                 &read(project, "Pipfile")?,
                 &read(project, "Pipfile.lock")?,
+                install,
             )?;
             let step = locked_req(&mut r, "pipfile-lock-requirements.txt", reqs);
             r.steps.push(step);
@@ -177,7 +178,8 @@ pub(crate) fn recipe(
         }
         PackageManager::Poetry { locked } => {
             if *locked {
-                let reqs = locks::poetry_lock_requirements(&read(project, "poetry.lock")?)?;
+                let reqs =
+                    locks::poetry_lock_requirements(&read(project, "poetry.lock")?, install)?;
                 let step = locked_req(&mut r, "poetry-lock-requirements.txt", reqs);
                 r.steps.push(step);
                 if install.install_project && !split {

@@ -7,9 +7,9 @@ use pep508_rs::MarkerEnvironment;
 use crate::config::LoadedConfig;
 use crate::deps;
 use crate::error::PlanError;
-use crate::locks::{self, Edge};
+use crate::locks::pipfile::{self, Pipfile, PipfileLock};
+use crate::locks::{self, Edge, poetry, uv};
 use crate::model::{Ignored, InstallPlan, Installer, Overrides, PackageManager, Source};
-use crate::pipfile::{self, Pipfile, PipfileLock};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
 use crate::requirements;
@@ -24,8 +24,8 @@ pub struct Inputs<'a> {
     pub pyproject: Option<&'a Parsed>,
     /// Pipfile.
     pub pipfile: Option<&'a Pipfile>,
-    /// Pipfile.lock text (re-parsed with the target's markers).
-    pub pipfile_lock: Option<&'a str>,
+    /// Pipfile.lock.
+    pub pipfile_lock: Option<&'a PipfileLock>,
     /// Marker environment of the target interpreter.
     pub env: Option<&'a MarkerEnvironment>,
 }
@@ -153,9 +153,8 @@ pub fn choose(
         }
         Signal::Pipenv => {
             let locked = inputs.pipfile_lock.is_some();
-            if let Some(text) = inputs.pipfile_lock {
-                let lock: PipfileLock = pipfile::parse_lock(text, inputs.env)?;
-                names.extend(lock.packages);
+            if let Some(lock) = inputs.pipfile_lock {
+                names.extend(lock.installed(inputs.env));
                 inputs_used.insert(pipfile::PIPFILE_LOCK.to_owned());
             } else if let Some(pipfile) = inputs.pipfile {
                 names.extend(pipfile.packages.iter().cloned());
@@ -176,7 +175,7 @@ pub fn choose(
         Signal::UvLock => {
             let text = project.read(locks::UV_LOCK)?.unwrap_or_default();
             let name = project_table.and_then(|t| t.name.as_deref());
-            let lock = locks::parse_uv_lock(&text, name, inputs.env)?;
+            let lock = uv::parse_uv_lock(&text, name, inputs.env)?;
             names.extend(lock.packages);
             install_project = lock.root_is_package;
             inputs_used.extend([locks::UV_LOCK.to_owned(), pyproject::FILE.to_owned()]);
@@ -187,7 +186,7 @@ pub fn choose(
             let locked = project.is_file(locks::POETRY_LOCK);
             if locked {
                 let text = project.read(locks::POETRY_LOCK)?.unwrap_or_default();
-                names.extend(locks::parse_poetry_lock(&text, &roots, inputs.env)?);
+                names.extend(poetry::parse(&text)?.installed(&roots, inputs.env));
                 inputs_used.insert(locks::POETRY_LOCK.to_owned());
             } else {
                 for root in &roots {
@@ -275,7 +274,7 @@ fn poetry_roots(pyproject: Option<&Parsed>, env: Option<&MarkerEnvironment>) -> 
         .and_then(|p| p.dependencies.as_ref())
     {
         roots.extend(
-            locks::poetry_edges(table.get_ref())
+            poetry::edges(table.get_ref())
                 .into_iter()
                 .filter(|e| !e.optional),
         );

@@ -15,9 +15,8 @@ mod files;
 mod framework;
 mod ignore;
 mod install;
-mod locks;
+pub mod locks;
 mod model;
-mod pipfile;
 mod plan;
 mod procfile;
 mod project;
@@ -62,19 +61,19 @@ pub mod parsers {
     }
     /// Parses `Pipfile`.
     pub fn pipfile(text: &str) -> Result<(), PlanError> {
-        crate::pipfile::parse_pipfile(text).map(drop)
+        crate::locks::pipfile::parse_pipfile(text).map(drop)
     }
     /// Parses `Pipfile.lock`.
     pub fn pipfile_lock(text: &str) -> Result<(), PlanError> {
-        crate::pipfile::parse_lock(text, None).map(drop)
+        crate::locks::pipfile::parse_lock(text).map(drop)
     }
     /// Parses `poetry.lock`.
     pub fn poetry_lock(text: &str) -> Result<(), PlanError> {
-        crate::locks::parse_poetry_lock(text, &[], None).map(drop)
+        crate::locks::poetry::parse(text).map(drop)
     }
     /// Parses `uv.lock`.
     pub fn uv_lock(text: &str) -> Result<(), PlanError> {
-        crate::locks::parse_uv_lock(text, None, None).map(drop)
+        crate::locks::uv::parse_uv_lock(text, None, None).map(drop)
     }
     /// Parses a `Procfile`.
     pub fn procfile(text: &str) -> Result<(), PlanError> {

@@ -13,10 +13,10 @@ use crate::files::{self, WalkOptions};
 use crate::framework::{self, Detected};
 use crate::ignore;
 use crate::install::{self, Inputs};
+use crate::locks::pipfile;
 use crate::model::{
     BuildPlan, Decision, Framework, Ignored, Overrides, PLAN_JSON_VERSION, Source, Workload,
 };
-use crate::pipfile;
 use crate::procfile::{self, Procfile};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
@@ -65,7 +65,7 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
     let pipfile_lock_text = project.read(pipfile::PIPFILE_LOCK)?;
     let pipfile_lock = pipfile_lock_text
         .as_deref()
-        .map(|text| pipfile::parse_lock(text, None))
+        .map(pipfile::parse_lock)
         .transpose()?;
 
     // Python version and base image.
@@ -115,7 +115,7 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
             project: &project,
             pyproject: pyproject.as_ref(),
             pipfile: pipfile.as_ref(),
-            pipfile_lock: pipfile_lock_text.as_deref(),
+            pipfile_lock: pipfile_lock.as_ref(),
             env: marker_env.as_ref(),
         },
         overrides,
