@@ -80,13 +80,22 @@ pub fn parse_requirement(text: &str, env: Option<&MarkerEnvironment>) -> Result<
     })
 }
 
-/// Packages that a known extra is documented to pull in, for sources without a lock (the
+/// Servers that a known extra is documented to pull in, for sources without a lock (the
 /// requirements/PEP 621 case), so that server detection sees e.g. uvicorn behind `fastapi[standard]`.
 pub fn implied_by_extra(name: &str, extra: &str) -> &'static [&'static str] {
     match (name, extra) {
         ("fastapi", "standard" | "all" | "standard-no-fastapi-cloud-cli") => {
             &["uvicorn", "fastapi-cli"]
         }
+        ("litestar", "standard" | "full") => &["uvicorn"],
+        _ => &[],
+    }
+}
+
+/// Servers a framework always depends on (Quart runs on hypercorn), for sources without a lock.
+pub fn implied_by_package(name: &str) -> &'static [&'static str] {
+    match name {
+        "quart" => &["hypercorn"],
         _ => &[],
     }
 }
@@ -97,6 +106,9 @@ pub fn collect(req: &Req, names: &mut BTreeSet<String>) {
         return;
     }
     names.insert(req.name.clone());
+    for implied in implied_by_package(&req.name) {
+        names.insert((*implied).to_owned());
+    }
     for extra in &req.extras {
         for implied in implied_by_extra(&req.name, extra) {
             names.insert((*implied).to_owned());

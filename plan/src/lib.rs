@@ -13,6 +13,7 @@ mod django;
 mod error;
 mod files;
 mod framework;
+mod frameworks;
 mod ignore;
 mod install;
 pub mod locks;

@@ -166,6 +166,22 @@ pub enum Framework {
     Flask,
     /// Tornado.
     Tornado,
+    /// Starlette.
+    Starlette,
+    /// Litestar.
+    Litestar,
+    /// Quart.
+    Quart,
+    /// Sanic.
+    Sanic,
+    /// aiohttp's web server.
+    Aiohttp,
+    /// Falcon (WSGI `falcon.App` or ASGI `falcon.asgi.App`).
+    Falcon,
+    /// Bottle.
+    Bottle,
+    /// Streamlit.
+    Streamlit,
     /// A plain `main.py`/`app.py`/`application.py`.
     Generic,
     /// Nothing recognised; the start command came from the user.
@@ -194,6 +210,14 @@ pub enum Server {
     FlaskRun,
     /// `manage.py runserver` (development server).
     DjangoRunserver,
+    /// Sanic's own server (`sanic module:app`).
+    Sanic,
+    /// `streamlit run <file>`.
+    Streamlit,
+    /// aiohttp's own server (`web.run_app`).
+    Aiohttp,
+    /// `python -m bottle` (Bottle's development server).
+    BottleRun,
     /// `python <file>`.
     Python,
 }
@@ -205,8 +229,11 @@ pub struct AppTarget {
     pub file: String,
     /// Its module path, e.g. `app.main`.
     pub module: String,
-    /// The application variable, e.g. `app`.
+    /// The application variable, e.g. `app`; an app factory ends in `()` (`create_app()`).
     pub variable: String,
+    /// 1-based line of the assignment or factory definition, when found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// Directory to put on `sys.path` for the import (e.g. `src`), relative to the project.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_dir: Option<String>,

@@ -1,4 +1,4 @@
-//! Issue 4 acceptance: every `testdata/apps/` app builds (its dependencies installed by the real
+//! Every `testdata/apps/` app builds (its dependencies installed by the real
 //! installer in the rootless sandbox), runs under podman and answers its route; locked apps hold
 //! exactly their locked versions. The builds share one cache, concurrently.
 
@@ -225,6 +225,62 @@ fn tornado_app_runs() {
 #[test]
 fn generic_app_runs() {
     check_app("generic");
+}
+
+#[test]
+fn bottle_app_runs_under_gunicorn() {
+    check_app("bottle");
+}
+
+#[test]
+fn starlette_app_runs() {
+    check_app("starlette");
+}
+
+#[test]
+fn litestar_app_runs() {
+    check_app("litestar");
+}
+
+#[test]
+fn quart_app_runs_under_hypercorn() {
+    check_app("quart");
+}
+
+#[test]
+fn sanic_app_runs_under_its_own_server() {
+    check_app("sanic");
+}
+
+#[test]
+fn aiohttp_app_in_a_package_runs() {
+    check_app("aiohttp");
+}
+
+#[test]
+fn falcon_app_runs_under_waitress() {
+    check_app("falcon");
+}
+
+#[test]
+fn streamlit_app_runs_headless() {
+    check_app("streamlit");
+}
+
+#[test]
+fn flask_factory_in_a_package_runs() {
+    check_app("flask-factory");
+}
+
+#[test]
+fn fastapi_app_in_a_src_package_init_runs() {
+    let container = check_app("fastapi-src-init");
+    assert_locked(
+        &container,
+        &toml_lock("fastapi-src-init", "uv.lock"),
+        &["fastapi", "uvicorn", "srcapp"],
+        &[],
+    );
 }
 
 #[test]
