@@ -205,8 +205,21 @@ impl Run<'_> {
         if recipe.copy_project {
             copy_project(req.project_dir, &req.plan.files, &files.join("src"))?;
         }
+        let install = req.plan.install.as_ref();
+        if recipe.copy_locals {
+            for (i, local) in install.iter().flat_map(|i| i.local.iter()).enumerate() {
+                let dest = steps::local_dir(i);
+                let dest = files.join(dest.trim_start_matches(&format!("{WORK}/")));
+                copy_project(&req.project_dir.join(&local.path), &local.files, &dest)?;
+            }
+        }
 
-        let project = fs_err::canonicalize(req.project_dir).map_err(cache_err)?;
+        // A uv workspace member's install runs at the workspace root (its lock is there).
+        let visible = match install.and_then(|i| i.workspace.as_ref()) {
+            Some(ws) => ws.root_dir(req.project_dir),
+            None => req.project_dir.to_owned(),
+        };
+        let project = fs_err::canonicalize(&visible).map_err(cache_err)?;
         let mut mounts = vec![
             BindMount {
                 source: project,

@@ -117,6 +117,15 @@ pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
     for input in &install.inputs {
         h.file(&format!("input:{input}"), &req.project_dir.join(input))?;
     }
+    if let Some(ws) = &install.workspace {
+        h.field(
+            "workspace",
+            serde_json::to_string(ws).unwrap_or_default().as_bytes(),
+        );
+    }
+    for local in &install.local {
+        h.field("local", local.name.as_bytes());
+    }
     let split = crate::steps::split_project(install, req.project_dir)?;
     h.field("project-layer", &[u8::from(split)]);
     if install.install_project && !split {
@@ -149,6 +158,12 @@ pub fn project_key(req: &DepsRequest, deps: &DepsLayer) -> Result<String, Instal
     for (k, v) in PassThrough::from_host(&req.host_env).keyed() {
         h.field(&format!("env:{k}"), v.as_bytes());
     }
-    h.shipped(req.project_dir, &req.plan.files)?;
+    if install.install_project {
+        h.shipped(req.project_dir, &req.plan.files)?;
+    }
+    for local in &install.local {
+        h.field("local", local.path.as_bytes());
+        h.shipped(&req.project_dir.join(&local.path), &local.files)?;
+    }
     Ok(h.finish())
 }

@@ -14,6 +14,11 @@ pub(crate) const WORK: &str = "/.pyslip/work";
 pub(crate) const UV: &str = "/.pyslip/uv";
 /// The copy of the project's shipped files that a project install builds from.
 pub(crate) const SRC: &str = "/.pyslip/work/src";
+/// Where the `index`-th local package (path dependency) of the plan is copied.
+pub(crate) fn local_dir(index: usize) -> String {
+    format!("{WORK}/local-{index}")
+}
+
 /// uv's package cache.
 pub(crate) const UV_CACHE: &str = "/.pyslip/cache/uv";
 /// pip's package cache.
@@ -46,6 +51,8 @@ pub(crate) struct Recipe {
     pub files: Vec<(String, String)>,
     /// Whether the project's shipped files are copied to [`SRC`].
     pub copy_project: bool,
+    /// Whether the plan's local packages (path dependencies) are copied to [`local_dir`]s.
+    pub copy_locals: bool,
     /// Whether uv is mounted.
     pub needs_uv: bool,
 }
@@ -69,6 +76,15 @@ pub(crate) fn split_project(
     install: &InstallPlan,
     project: &std::path::Path,
 ) -> Result<bool, InstallError> {
+    let locked = matches!(
+        install.manager,
+        PackageManager::UvLock
+            | PackageManager::Poetry { locked: true }
+            | PackageManager::Pipenv { locked: true }
+    );
+    if locked && !install.local.is_empty() {
+        return Ok(true);
+    }
     if !install.install_project {
         return Ok(false);
     }
@@ -105,19 +121,44 @@ fn install_prefix(installer: Installer) -> Vec<String> {
     }
 }
 
-/// The recipe of the project layer: the project's own package, non-editable, without its
-/// dependencies (they are in the dependency layer below).
+/// The recipe of the project layer: the project's own package (when it is installed) and its
+/// path dependencies, non-editable, without their dependencies (they are in the dependency
+/// layer below).
 pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
-    let argv = install_prefix(install.installer)
-        .into_iter()
-        .chain(strings(&["--no-deps", SRC]))
-        .collect();
+    let mut argv = install_prefix(install.installer);
+    argv.push("--no-deps".to_owned());
+    if install.install_project {
+        argv.push(SRC.to_owned());
+    }
+    argv.extend((0..install.local.len()).map(local_dir));
     Recipe {
         steps: vec![Step { argv }],
         files: Vec::new(),
-        copy_project: true,
+        copy_project: install.install_project,
+        copy_locals: !install.local.is_empty(),
         needs_uv: install.installer == Installer::Uv,
     }
+}
+
+/// `uv export` of a uv.lock: everything the lock installs from an index, hash-pinned; the
+/// project, workspace members and path dependencies are installed by the project layer.
+fn uv_export(install: &InstallPlan, output: &str) -> Step {
+    let mut argv = strings(&[UV, "export", "--locked", "--no-dev", "--no-emit-project"]);
+    if let Some(ws) = &install.workspace {
+        // Run at the workspace root (mounted as the project): the member's dependencies only.
+        argv.extend(strings(&["--package", &ws.member]));
+    }
+    if install.workspace.is_some() || !install.local.is_empty() {
+        argv.push("--no-emit-local".to_owned());
+    }
+    argv.extend(strings(&[
+        "--no-header",
+        "--format",
+        "requirements-txt",
+        "--output-file",
+        output,
+    ]));
+    Step { argv }
 }
 
 /// The recipe for `install` in `project`: the dependency layer, with the project itself when
@@ -201,20 +242,7 @@ pub(crate) fn recipe(
         PackageManager::UvLock => {
             r.needs_uv = true;
             let exported = format!("{WORK}/uv-requirements.txt");
-            r.steps.push(Step {
-                argv: strings(&[
-                    UV,
-                    "export",
-                    "--locked",
-                    "--no-dev",
-                    "--no-emit-project",
-                    "--no-header",
-                    "--format",
-                    "requirements-txt",
-                    "--output-file",
-                    &exported,
-                ]),
-            });
+            r.steps.push(uv_export(install, &exported));
             r.steps.push(install_cmd(&[
                 "--require-hashes",
                 "--no-deps",

@@ -14,6 +14,8 @@ use crate::project::Project;
 use crate::pyproject::{self, Parsed};
 use crate::requirements;
 use crate::setup;
+use crate::workspace::FoundWorkspace;
+use crate::{local, model};
 
 /// What the project files say, parsed once by the caller.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct Inputs<'a> {
     pub pipfile_lock: Option<&'a PipfileLock>,
     /// Marker environment of the target interpreter.
     pub env: Option<&'a MarkerEnvironment>,
+    /// The uv workspace the project is a member of (it has no uv.lock of its own).
+    pub workspace: Option<&'a FoundWorkspace>,
 }
 
 /// The decided install plus notes.
@@ -72,6 +76,8 @@ struct Declared {
     names: BTreeSet<String>,
     install_project: bool,
     warnings: Vec<String>,
+    workspace: Option<model::Workspace>,
+    local: Vec<model::LocalPackage>,
 }
 
 impl Declared {
@@ -83,6 +89,8 @@ impl Declared {
             names: BTreeSet::new(),
             install_project: false,
             warnings: Vec::new(),
+            workspace: None,
+            local: Vec::new(),
         }
     }
 }
@@ -98,7 +106,10 @@ fn signals(inputs: &Inputs<'_>) -> Vec<Signal> {
             Signal::Pipenv,
             inputs.pipfile.is_some() || inputs.pipfile_lock.is_some(),
         ),
-        (Signal::UvLock, project.is_file(locks::UV_LOCK)),
+        (
+            Signal::UvLock,
+            project.is_file(locks::UV_LOCK) || inputs.workspace.is_some(),
+        ),
         (
             Signal::Poetry,
             project.is_file(locks::POETRY_LOCK) || pyproject.is_some_and(|p| p.poetry().is_some()),
@@ -147,7 +158,7 @@ pub fn choose(
     let (installer, installer_source) = choose_installer(winner, overrides, config, &mut choice);
     let declared = match winner {
         Signal::Requirements => requirements_txt(inputs)?,
-        Signal::Pipenv => pipenv(inputs),
+        Signal::Pipenv => pipenv(inputs)?,
         Signal::UvLock => uv_lock(inputs)?,
         Signal::Poetry => poetry(inputs)?,
         Signal::Pep621 => pep621(inputs)?,
@@ -162,6 +173,8 @@ pub fn choose(
         inputs: declared.inputs.into_iter().collect(),
         dependencies: declared.names.into_iter().collect(),
         install_project: declared.install_project,
+        workspace: declared.workspace,
+        local: declared.local,
     });
     Ok(choice)
 }
@@ -213,7 +226,7 @@ fn requirements_txt(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
 }
 
 /// Pipfile.lock's `default` packages (markers applied), or the Pipfile's when there is no lock.
-fn pipenv(inputs: &Inputs<'_>) -> Declared {
+fn pipenv(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
     let locked = inputs.pipfile_lock.is_some();
     let file = if locked {
         pipfile::PIPFILE_LOCK
@@ -224,6 +237,7 @@ fn pipenv(inputs: &Inputs<'_>) -> Declared {
     if let Some(lock) = inputs.pipfile_lock {
         d.names.extend(lock.installed(inputs.env));
         d.inputs.insert(pipfile::PIPFILE_LOCK.to_owned());
+        d.local = local_packages(inputs, file, &lock.packages, &d.names)?;
     } else if let Some(pipfile) = inputs.pipfile {
         d.names.extend(pipfile.packages.iter().cloned());
         d.warnings.push("Pipfile has no Pipfile.lock: dependencies are resolved at build time; run `pipenv lock` for reproducible builds".to_owned());
@@ -236,20 +250,90 @@ fn pipenv(inputs: &Inputs<'_>) -> Declared {
                 .to_owned(),
         );
     }
-    d
+    Ok(d)
 }
 
-/// uv.lock: the closure of the project's package.
+/// The installed packages of a lock that come from a folder, as local packages (relative to the
+/// project); other non-index sources are left to the install, which refuses them by name.
+fn local_packages(
+    inputs: &Inputs<'_>,
+    file: &str,
+    packages: &[locks::LockedPackage],
+    installed: &BTreeSet<String>,
+) -> Result<Vec<model::LocalPackage>, PlanError> {
+    let mut out: Vec<model::LocalPackage> = Vec::new();
+    for pkg in packages.iter().filter(|p| installed.contains(&p.key)) {
+        if let locks::PackageSource::Directory { path, .. } = &pkg.source
+            && !out.iter().any(|l| l.name == pkg.key)
+        {
+            out.push(local::package(
+                file,
+                &pkg.key,
+                path,
+                inputs.project.root(),
+                "",
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// uv.lock: the closure of the project's package, from the project's lock or, for a workspace
+/// member, from the workspace root's.
 fn uv_lock(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
     let project_table = inputs.pyproject.and_then(|p| p.data.project.as_ref());
-    let text = inputs.project.read(locks::UV_LOCK)?.unwrap_or_default();
     let name = project_table.and_then(|t| t.name.as_deref());
+    let ws = inputs.workspace;
+    let (lock_project, root_rel) = match ws {
+        Some(ws) => (&ws.root, ws.root_rel.as_str()),
+        None => (inputs.project, ""),
+    };
+    let lock_file = crate::workspace::join(root_rel, locks::UV_LOCK);
+    let text = lock_project.read(locks::UV_LOCK)?.unwrap_or_default();
     let lock = uv::parse_uv_lock(&text, name, inputs.env)?;
-    let mut d = Declared::new(PackageManager::UvLock, Source::file(locks::UV_LOCK, None));
+    let mut d = Declared::new(PackageManager::UvLock, Source::file(&lock_file, None));
     d.names.extend(lock.packages);
     d.install_project = lock.root_is_package;
     d.inputs
-        .extend([locks::UV_LOCK.to_owned(), pyproject::FILE.to_owned()]);
+        .extend([lock_file.clone(), pyproject::FILE.to_owned()]);
+    if let Some(ws) = ws {
+        d.inputs
+            .insert(crate::workspace::join(root_rel, pyproject::FILE));
+        let member = name.and_then(deps::normalize).unwrap_or_default();
+        if !lock.members.contains(&member) {
+            return Err(PlanError::malformed(
+                &lock_file,
+                None,
+                format!(
+                    "the workspace member {:?} ({}) is not in the lock",
+                    name.unwrap_or_default(),
+                    ws.member_dir
+                ),
+                Some("run `uv lock` at the workspace root and commit uv.lock"),
+            ));
+        }
+        d.workspace = Some(model::Workspace {
+            root: ws.root_rel.clone(),
+            member,
+            member_dir: ws.member_dir.clone(),
+        });
+    }
+    for found in &lock.locals {
+        let package = local::package(
+            &lock_file,
+            &found.name,
+            &found.path,
+            lock_project.root(),
+            root_rel,
+        )?;
+        d.inputs
+            .insert(crate::workspace::join(&package.path, pyproject::FILE));
+        d.local.push(package);
+    }
+    d.inputs.retain(|i| {
+        let path = inputs.project.root().join(i);
+        path.is_file()
+    });
     Ok(d)
 }
 
@@ -266,9 +350,10 @@ fn poetry(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
     let mut d = Declared::new(PackageManager::Poetry { locked }, Source::file(file, None));
     if locked {
         let text = inputs.project.read(locks::POETRY_LOCK)?.unwrap_or_default();
-        d.names
-            .extend(poetry::parse(&text)?.installed(&roots, inputs.env));
+        let lock = poetry::parse(&text)?;
+        d.names.extend(lock.installed(&roots, inputs.env));
         d.inputs.insert(locks::POETRY_LOCK.to_owned());
+        d.local = local_packages(inputs, locks::POETRY_LOCK, &lock.packages, &d.names)?;
     } else {
         for root in &roots {
             deps::collect(

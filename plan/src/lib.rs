@@ -16,6 +16,7 @@ mod framework;
 mod frameworks;
 mod ignore;
 mod install;
+mod local;
 pub mod locks;
 mod model;
 mod plan;
@@ -26,13 +27,14 @@ mod render;
 mod requirements;
 mod setup;
 mod version;
+mod workspace;
 
 pub use config::KNOWN_KEYS as CONFIG_KEYS;
 pub use error::PlanError;
 pub use model::{
     AppTarget, BuildPlan, Collectstatic, DEFAULT_BASE_REPO, Decision, FileKind, Framework, Ignored,
-    InstallPlan, Installer, Overrides, PLAN_JSON_VERSION, PackageManager, Server, ShippedFile,
-    ShippedFiles, Source, Workload,
+    InstallPlan, Installer, LocalPackage, Overrides, PLAN_JSON_VERSION, PackageManager, Server,
+    ShippedFile, ShippedFiles, Source, Workload, Workspace,
 };
 pub use plan::{DEFAULT_USER, WORKDIR, plan};
 pub use render::{describe_source, human_size, render_table};

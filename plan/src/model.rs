@@ -280,6 +280,45 @@ pub struct InstallPlan {
     pub dependencies: Vec<String>,
     /// Whether the project itself is installed as a package.
     pub install_project: bool,
+    /// The uv workspace the project is a member of, when it is installed from the workspace's lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
+    /// Path dependencies (workspace members, `{ path = "../lib" }`, `file:` entries) installed from
+    /// copies of their files, without their dependencies (those are in `dependencies`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local: Vec<LocalPackage>,
+}
+
+/// A uv workspace member installed from the workspace root's lock
+/// (`uv sync --locked --package <member> --no-dev` semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    /// The workspace root (it holds `uv.lock`), relative to the project: `..`, `../..`.
+    pub root: String,
+    /// The member's package name.
+    pub member: String,
+    /// The member's folder relative to the workspace root, `/`-separated: `apps/api`.
+    pub member_dir: String,
+}
+
+impl Workspace {
+    /// The folder the install must see: the workspace root.
+    pub fn root_dir(&self, project_dir: &std::path::Path) -> std::path::PathBuf {
+        project_dir.join(&self.root)
+    }
+}
+
+/// A path dependency, installed from a copy of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalPackage {
+    /// PEP 503-normalised name.
+    pub name: String,
+    /// Its folder (or wheel/sdist file), relative to the project, `/`-separated: `../libs/shared`.
+    /// Always inside the project or its workspace root.
+    pub path: String,
+    /// Its files, relative to `path`, chosen like the app layer's (its own `.dockerignore`,
+    /// `.git/`, `.venv/`, caches excluded); a single entry for a file.
+    pub files: ShippedFiles,
 }
 
 /// Django's `collectstatic` step at build time.

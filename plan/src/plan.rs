@@ -21,6 +21,7 @@ use crate::procfile::{self, Procfile};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
 use crate::version::{self, Pin, PinValue, PyVersion};
+use crate::workspace::{self, FoundWorkspace};
 use crate::{app, deps};
 
 /// The default runtime user (the build creates its HOME, `/home/app`).
@@ -52,6 +53,7 @@ struct ProjectFiles {
     procfile: Option<Procfile>,
     pipfile: Option<pipfile::Pipfile>,
     pipfile_lock: Option<pipfile::PipfileLock>,
+    workspace: Option<FoundWorkspace>,
 }
 
 impl ProjectFiles {
@@ -75,7 +77,9 @@ impl ProjectFiles {
             .as_deref()
             .map(pipfile::parse_lock)
             .transpose()?;
+        let workspace = workspace::find(&project)?;
         Ok(ProjectFiles {
+            workspace,
             project,
             pyproject,
             config,
@@ -152,11 +156,17 @@ fn choose_python(
 ) -> Result<Decision<String>, PlanError> {
     let project = &files.project;
     let mut pins: Vec<Pin> = Vec::new();
-    if let Some(text) = project.read(".python-version")? {
-        pins.extend(version::parse_python_version_file(
-            ".python-version",
-            &text,
-        )?);
+    // uv reads `.python-version` up to the workspace root.
+    let python_version_file = match (&files.workspace, project.read(".python-version")?) {
+        (_, Some(text)) => Some((".python-version".to_owned(), text)),
+        (Some(ws), None) => ws
+            .root
+            .read(".python-version")?
+            .map(|text| (workspace::join(&ws.root_rel, ".python-version"), text)),
+        (None, None) => None,
+    };
+    if let Some((file, text)) = python_version_file {
+        pins.extend(version::parse_python_version_file(&file, &text)?);
     }
     if let Some(text) = project.read("runtime.txt")? {
         pins.extend(version::parse_runtime_txt("runtime.txt", &text)?);
@@ -201,6 +211,7 @@ fn choose_install(
             pipfile: files.pipfile.as_ref(),
             pipfile_lock: files.pipfile_lock.as_ref(),
             env,
+            workspace: files.workspace.as_ref(),
         },
         overrides,
         files.config.as_ref(),

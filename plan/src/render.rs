@@ -100,6 +100,21 @@ pub fn render_table(plan: &BuildPlan) -> String {
                 if install.install_project { "yes" } else { "no" }.to_owned(),
                 String::new(),
             );
+            if let Some(ws) = &install.workspace {
+                row(
+                    "workspace",
+                    format!("member {} ({}) of {}", ws.member, ws.member_dir, ws.root),
+                    format!("[{}]", crate::workspace::join(&ws.root, "pyproject.toml")),
+                );
+            }
+            if !install.local.is_empty() {
+                let local: Vec<String> = install
+                    .local
+                    .iter()
+                    .map(|l| format!("{} ({})", l.name, l.path))
+                    .collect();
+                row("path dependencies", local.join(", "), String::new());
+            }
         }
         None => row(
             "install",

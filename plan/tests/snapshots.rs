@@ -197,6 +197,22 @@ const APPS: &[Expect] = &[
         port: Some(8000),
     },
     Expect {
+        app: "uv-workspace/apps/api",
+        python: "3.13",
+        framework: Framework::Fastapi,
+        server: Some(Server::Uvicorn),
+        cmd_contains: "exec uvicorn api:app --app-dir src --host",
+        port: Some(8000),
+    },
+    Expect {
+        app: "uv-workspace/apps/web",
+        python: "3.13",
+        framework: Framework::Flask,
+        server: Some(Server::Gunicorn),
+        cmd_contains: "exec gunicorn web:app --pythonpath src --bind",
+        port: Some(5000),
+    },
+    Expect {
         app: "worker",
         python: "3.14",
         framework: Framework::None,

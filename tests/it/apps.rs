@@ -12,11 +12,24 @@ use crate::support::{Container, Work, env, free_port, host, unique_repo};
 
 /// Build `app` with `--push`, pull it and start it; returns the report, image and container.
 fn build_and_start(work: &Work, app: &str, extra: &[&str]) -> (Value, String, Container, u16) {
-    let dir = work.app(app);
-    let image = format!("{}/{}:1", env().registry, unique_repo(app));
+    build_and_start_dir(work, &work.app(app), app, extra)
+}
+
+/// Build the project in `dir` with `--push`, pull it and start it.
+fn build_and_start_dir(
+    work: &Work,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Value, String, Container, u16) {
+    let image = format!(
+        "{}/{}:1",
+        env().registry,
+        unique_repo(&name.replace('/', "-"))
+    );
     let mut args = vec!["-t", image.as_str(), "--push", "--json"];
     args.extend_from_slice(extra);
-    let report = work.build(&dir, &args).ok().json();
+    let report = work.build(dir, &args).ok().json();
     host("podman", &["pull", "-q", &image]);
     let port = free_port();
     let container = Container::podman(&image, port);
@@ -301,4 +314,53 @@ fn flask_requirements_app_runs_when_installed_with_pip() {
         "import importlib.metadata as m; print(m.distribution('flask').read_text('INSTALLER'))",
     ]);
     assert_eq!(installer.trim(), "pip", "flask was not installed by pip");
+}
+
+/// A uv workspace with two app members and a shared library member: each app builds from the
+/// root's lock (`uv sync --locked --package <member>` semantics), gets the shared library and
+/// its dependencies installed, and ships its own folder and nothing else of the repository.
+#[test]
+fn uv_workspace_members_build_from_the_root_lock() {
+    let work = Work::with_shared_cache();
+    let root = work.app("uv-workspace");
+    let locked = toml_lock("uv-workspace", "uv.lock");
+    for (member, name, other) in [("apps/api", "api", "web"), ("apps/web", "web", "api")] {
+        let app = format!("uv-workspace/{member}");
+        let (report, _image, container, port) =
+            build_and_start_dir(&work, &root.join(member), &app, &[]);
+        let origins: Vec<&str> = report["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .filter_map(|l| l["origin"].as_str())
+            .collect();
+        assert!(
+            origins.contains(&"deps") && origins.contains(&"project"),
+            "{report}"
+        );
+        let expect = expectation(&app);
+        let (status, body) = container.get(port, expect["path"].as_str().expect("path"));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(expect["body_contains"].as_str().expect("needle")),
+            "{app}: {body}"
+        );
+        assert_locked(
+            &container,
+            &locked,
+            &[name, "shared", "markupsafe"],
+            &[other],
+        );
+        let shipped = container.exec(&["sh", "-c", "cd /app && find . -type f | sort"]);
+        let shipped: Vec<&str> = shipped.lines().collect();
+        assert_eq!(
+            shipped,
+            vec![
+                "./expect.json",
+                "./pyproject.toml",
+                &format!("./src/{name}/__init__.py")
+            ],
+            "{app} ships only its own folder"
+        );
+    }
 }

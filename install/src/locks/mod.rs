@@ -16,6 +16,7 @@ pub(crate) use pipfile::{pipfile_lock_requirements, pipfile_requirements};
 pub(crate) use poetry::poetry_lock_requirements;
 pub(crate) use pyproject::{pep621_dynamic_dependencies, pep621_requirements};
 
+use pyslip_plan::InstallPlan;
 use pyslip_plan::locks::{LockedPackage, PackageSource};
 
 use crate::error::InstallError;
@@ -90,17 +91,19 @@ pub(crate) fn check_token(file: &str, what: &str, value: &str) -> Result<(), Ins
     Ok(())
 }
 
-/// The pinned, hash-checked lines of the lock's packages that the plan installs (`wanted`:
-/// normalised names). Every wanted name must be in the lock (else the lock is out of date with
-/// its manifest); index URLs of the packages' sources are added to `indexes`.
+/// The pinned, hash-checked lines of the lock's packages that the plan installs from an index
+/// (its `dependencies` minus its local packages, which the project layer installs). Every such
+/// name must be in the lock (else the lock is out of date with its manifest); index URLs of the
+/// packages' sources are added to `indexes`.
 pub(crate) fn locked_lines(
     file: &'static str,
     packages: &[LockedPackage],
-    wanted: &[String],
+    install: &InstallPlan,
     indexes: &mut Vec<String>,
 ) -> Result<Vec<String>, InstallError> {
     let mut lines = Vec::new();
-    for key in wanted {
+    let local = |key: &String| install.local.iter().any(|l| &l.name == key);
+    for key in install.dependencies.iter().filter(|k| !local(k)) {
         let mut found = false;
         for pkg in packages.iter().filter(|p| &p.key == key) {
             found = true;

@@ -131,12 +131,7 @@ pub(crate) fn pipfile_lock_requirements(
     }
     let mut lines = index_lines(LOCK, &lock.sources)?;
     let mut extra = Vec::new();
-    lines.extend(locked_lines(
-        LOCK,
-        &lock.packages,
-        &install.dependencies,
-        &mut extra,
-    )?);
+    lines.extend(locked_lines(LOCK, &lock.packages, install, &mut extra)?);
     Ok(lines.join("\n") + "\n")
 }
 

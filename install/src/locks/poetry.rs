@@ -17,7 +17,7 @@ pub(crate) fn poetry_lock_requirements(
 ) -> Result<String, InstallError> {
     let parsed = pyslip_plan::locks::poetry::parse(lock)?;
     let mut indexes = Vec::new();
-    let lines = locked_lines(LOCK, &parsed.packages, &install.dependencies, &mut indexes)?;
+    let lines = locked_lines(LOCK, &parsed.packages, install, &mut indexes)?;
     let mut out: Vec<String> = indexes
         .iter()
         .map(|u| format!("--extra-index-url {u}"))

@@ -17,6 +17,8 @@ pub const UV_LOCK: &str = "uv.lock";
 struct UvLockToml {
     #[serde(default)]
     package: Vec<UvPackage>,
+    #[serde(default)]
+    manifest: Manifest,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +39,17 @@ struct UvDep {
     marker: Option<String>,
 }
 
+/// A package of the lock that comes from a local path (a workspace member or a path dependency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UvLocal {
+    /// Normalised name.
+    pub name: String,
+    /// The path as written in the lock, relative to the lock's folder (`.` for the root project).
+    pub path: String,
+    /// `virtual`: a project that is not a package (not installed; its dependencies are).
+    pub is_virtual: bool,
+}
+
 /// What a uv.lock says about the install.
 #[derive(Debug, Default)]
 pub struct UvLock {
@@ -44,6 +57,17 @@ pub struct UvLock {
     pub packages: BTreeSet<String>,
     /// The project's root package is installed (its source is not `virtual`).
     pub root_is_package: bool,
+    /// Packages from local paths that the install needs besides the project itself, in name
+    /// order (virtual ones are not installed and are left out).
+    pub locals: Vec<UvLocal>,
+    /// `[manifest] members`: the workspace's member names (empty for a single project).
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    members: Vec<String>,
 }
 
 fn uv_edge(dep: &UvDep) -> Edge {
@@ -59,7 +83,23 @@ fn uv_edge(dep: &UvDep) -> Edge {
     }
 }
 
-/// Parses uv.lock; `project_name` (from `[project] name`) identifies the root when it is not at `.`.
+/// The local path of a package source (`editable`, `directory`, `virtual`, `path`), if any.
+fn local_source(source: Option<&toml::Table>) -> Option<UvLocal> {
+    let source = source?;
+    ["editable", "directory", "virtual", "path"]
+        .iter()
+        .find_map(|key| {
+            let path = source.get(*key)?.as_str()?;
+            Some(UvLocal {
+                name: String::new(),
+                path: path.to_owned(),
+                is_virtual: *key == "virtual",
+            })
+        })
+}
+
+/// Parses uv.lock. The root is the package named `project_name` (`[project] name` of the
+/// project being built, which may be a workspace member), else the package at `.`.
 pub fn parse_uv_lock(
     text: &str,
     project_name: Option<&str>,
@@ -69,9 +109,7 @@ pub fn parse_uv_lock(
     let lock: UvLockToml =
         toml::from_str(text).map_err(|err| error::toml_error(UV_LOCK, text, &err, expected))?;
     let mut graph: BTreeMap<String, Node> = BTreeMap::new();
-    let mut roots = Vec::new();
-    let mut root_is_package = false;
-    let wanted = project_name.and_then(deps::normalize);
+    let mut locals: BTreeMap<String, UvLocal> = BTreeMap::new();
     for package in &lock.package {
         let name = deps::normalize(&package.name).ok_or_else(|| {
             PlanError::malformed(
@@ -90,35 +128,46 @@ pub fn parse_uv_lock(
                 .or_default()
                 .extend(list.iter().map(uv_edge));
         }
-        let source = package.source.as_ref();
-        let local = |key: &str| {
-            source
-                .and_then(|s| s.get(key))
-                .and_then(toml::Value::as_str)
-                == Some(".")
-        };
-        let is_root = local("editable")
-            || local("virtual")
-            || local("directory")
-            || (wanted.as_deref() == Some(name.as_str())
-                && source.is_some_and(|s| !s.contains_key("registry")));
-        if is_root {
-            roots.push(Edge {
-                name: name.clone(),
-                ..Edge::default()
-            });
-            root_is_package |= !local("virtual");
+        if let Some(local) = local_source(package.source.as_ref()) {
+            locals.insert(name.clone(), UvLocal { name, ..local });
         }
     }
-    let mut packages = closure(&graph, &roots, env);
-    if !root_is_package {
-        for root in &roots {
-            packages.remove(&root.name);
-        }
+    let wanted = project_name
+        .and_then(deps::normalize)
+        .filter(|w| locals.contains_key(w));
+    let roots: Vec<&UvLocal> = match &wanted {
+        Some(w) => locals.get(w).into_iter().collect(),
+        None => locals.values().filter(|l| l.path == ".").collect(),
+    };
+    let root_is_package = roots.iter().any(|r| !r.is_virtual);
+    let root_edges: Vec<Edge> = roots
+        .iter()
+        .map(|r| Edge {
+            name: r.name.clone(),
+            ..Edge::default()
+        })
+        .collect();
+    let mut packages = closure(&graph, &root_edges, env);
+    let root_names: BTreeSet<&str> = roots.iter().map(|r| r.name.as_str()).collect();
+    for local in locals.values().filter(|l| l.is_virtual) {
+        packages.remove(&local.name);
     }
+    let needed = locals
+        .values()
+        .filter(|l| !l.is_virtual && !root_names.contains(l.name.as_str()))
+        .filter(|l| packages.contains(&l.name))
+        .cloned()
+        .collect();
     Ok(UvLock {
         packages,
         root_is_package,
+        locals: needed,
+        members: lock
+            .manifest
+            .members
+            .iter()
+            .filter_map(|m| deps::normalize(m))
+            .collect(),
     })
 }
 
@@ -176,6 +225,65 @@ source = { registry = "https://pypi.org/simple" }
             vec!["demo", "fastapi", "starlette", "uvicorn", "uvloop"]
         );
         assert!(lock.root_is_package);
+        assert!(lock.locals.is_empty());
+    }
+
+    const WORKSPACE: &str = r#"
+version = 1
+requires-python = ">=3.12"
+
+[manifest]
+members = ["api", "shared", "web"]
+
+[[package]]
+name = "api"
+version = "0.1.0"
+source = { editable = "apps/api" }
+dependencies = [{ name = "fastapi" }, { name = "shared" }]
+
+[[package]]
+name = "web"
+version = "0.1.0"
+source = { editable = "apps/web" }
+dependencies = [{ name = "flask" }, { name = "shared" }]
+
+[[package]]
+name = "shared"
+version = "0.1.0"
+source = { editable = "libs/shared" }
+dependencies = [{ name = "pydantic" }]
+
+[[package]]
+name = "fastapi"
+version = "0.115.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "flask"
+version = "3.1.0"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "pydantic"
+version = "2.0.0"
+source = { registry = "https://pypi.org/simple" }
+"#;
+
+    #[test]
+    fn a_workspace_member_installs_its_closure_and_its_local_dependencies() {
+        let lock = parse_uv_lock(WORKSPACE, Some("api"), None).expect("valid");
+        let names: Vec<&str> = lock.packages.iter().map(String::as_str).collect();
+        assert_eq!(names, vec!["api", "fastapi", "pydantic", "shared"]);
+        assert!(lock.root_is_package);
+        assert_eq!(
+            lock.locals,
+            vec![UvLocal {
+                name: "shared".into(),
+                path: "libs/shared".into(),
+                is_virtual: false
+            }]
+        );
+        assert_eq!(lock.members, vec!["api", "shared", "web"]);
     }
 
     #[test]
