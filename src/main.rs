@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod image;
 mod output;
+mod wheels;
 
 use std::process::ExitCode;
 

@@ -20,8 +20,6 @@ use crate::uv::ensure_uv;
 const CAPTURE: usize = 256 * 1024;
 /// Index folder of project layers under the cache root.
 const PROJECT_INDEX: &str = "project-v1";
-/// Lines of installer output shown in an error.
-const ERROR_LINES: usize = 40;
 
 /// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
 /// scratch space, and caches/logs the installers or Python may write.
@@ -279,11 +277,6 @@ impl Run<'_> {
             log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));
             if !out.status.success() {
                 let combined = format!("{stdout}\n{stderr}");
-                let shown = if stderr.trim().is_empty() {
-                    &stdout
-                } else {
-                    &stderr
-                };
                 let kind = failure::kind(&combined);
                 if kind == crate::error::FailureKind::Other
                     && step.argv.get(1).is_some_and(|a| a == "export")
@@ -295,14 +288,14 @@ impl Run<'_> {
                         refresh: "uv lock",
                     });
                 }
-                return Err(InstallError::Failed {
-                    step: step.display(),
-                    status: out.status,
-                    package: failure::package(&combined),
-                    output: failure::tail(shown, ERROR_LINES),
-                    kind,
-                    python: req.plan.python.value.clone(),
-                });
+                return Err(failure::failed(
+                    step.display(),
+                    out.status,
+                    &combined,
+                    &log,
+                    cache_dir,
+                    &req.plan.python.value,
+                ));
             }
         }
         created.sort();

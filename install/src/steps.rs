@@ -127,6 +127,13 @@ fn install_prefix(installer: Installer) -> Vec<String> {
 pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
     let mut argv = install_prefix(install.installer);
     argv.push("--no-deps".to_owned());
+    if install.installer == Installer::Uv
+        && (install.workspace.is_some() || !install.local.is_empty())
+    {
+        // The copies stand alone: `{ workspace = true }` sources cannot be read outside the
+        // workspace, and the dependencies come from the layer below anyway.
+        argv.push("--no-sources".to_owned());
+    }
     if install.install_project {
         argv.push(SRC.to_owned());
     }

@@ -19,6 +19,7 @@ mod install;
 mod local;
 pub mod locks;
 mod model;
+mod pins;
 mod plan;
 mod procfile;
 mod project;
@@ -26,6 +27,7 @@ mod pyproject;
 mod render;
 mod requirements;
 mod setup;
+mod start;
 mod version;
 mod workspace;
 
@@ -36,8 +38,22 @@ pub use model::{
     InstallPlan, Installer, LocalPackage, Overrides, PLAN_JSON_VERSION, PackageManager, Server,
     ShippedFile, ShippedFiles, Source, Workload, Workspace,
 };
+pub use pins::{ExactPin, exact_pins};
 pub use plan::{DEFAULT_USER, WORKDIR, plan};
 pub use render::{describe_source, human_size, render_table};
+
+/// The Python versions pyslip builds (`X.Y`), newest first.
+pub fn supported_pythons() -> Vec<String> {
+    (version::OLDEST_MINOR..=version::NEWEST_MINOR)
+        .rev()
+        .map(|minor| format!("3.{minor}"))
+        .collect()
+}
+
+/// A distribution name PEP 503-normalised (`Flask_Cors` → `flask-cors`); `None` when invalid.
+pub fn normalize_name(name: &str) -> Option<String> {
+    deps::normalize(name)
+}
 
 /// Entry points of the individual parsers, for property tests and tools: each takes untrusted
 /// text and returns a value or a [`PlanError`], never panicking.

@@ -34,6 +34,9 @@ pub struct Overrides {
     pub user: Option<String>,
     /// Output paths of this build (`--tar` file, `--oci-layout` dir), excluded when inside the project.
     pub exclude_outputs: Vec<PathBuf>,
+    /// A Python the build chose from package-index data (one of a previous plan's
+    /// `python_candidates`); it replaces the default or `requires-python` choice, never a pin.
+    pub python_refined: Option<Decision<String>>,
 }
 
 /// The repository `<X.Y>-slim` is taken from when `--base-repo` is empty.
@@ -102,6 +105,16 @@ pub enum Source {
     },
     /// pyslip's default.
     Default,
+    /// Decided from the package index's data about a pinned package (the build's wheel lookup).
+    Index {
+        /// The file that pins the package, relative to the project.
+        file: String,
+        /// 1-based line of the pin, where known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+        /// Why, e.g. `numpy==2.2.6 has no wheels for 3.14`.
+        detail: String,
+    },
 }
 
 impl Source {
@@ -385,6 +398,10 @@ pub struct BuildPlan {
     pub plan_version: u32,
     /// `X.Y` or `X.Y.Z`; the base tag is `<that>-slim`.
     pub python: Decision<String>,
+    /// Pythons the build may choose instead, newest first (`python` among them), when the
+    /// project does not pin one: exactly pinned or locked packages without wheels for `python`
+    /// make the build pick the newest of these they all have wheels for. Empty when pinned.
+    pub python_candidates: Vec<String>,
     /// Full base image reference.
     pub base: Decision<String>,
     /// The dependency install; `None` means no dependency layer.

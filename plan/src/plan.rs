@@ -4,25 +4,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::command;
-use crate::config::{self, CmdValue, LoadedConfig};
+use crate::config::{self, LoadedConfig};
 use crate::decide::{build_env, choose_base, choose_collectstatic, choose_port, choose_workload};
-use crate::django::DjangoProject;
+use crate::deps;
 use crate::error::PlanError;
 use crate::files::{self, WalkOptions};
 use crate::framework::{self, Detected};
 use crate::ignore;
 use crate::install::{self, Inputs};
 use crate::locks::pipfile;
-use crate::model::{
-    BuildPlan, Decision, Framework, Ignored, Overrides, PLAN_JSON_VERSION, Source, Workload,
-};
+use crate::model::{BuildPlan, Decision, Ignored, Overrides, PLAN_JSON_VERSION, Source};
 use crate::procfile::{self, Procfile};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
+use crate::start::choose_cmd;
 use crate::version::{self, Pin, PinValue, PyVersion};
 use crate::workspace::{self, FoundWorkspace};
-use crate::{app, deps};
 
 /// The default runtime user (the build creates its HOME, `/home/app`).
 pub const DEFAULT_USER: &str = "1000:1000";
@@ -46,14 +43,14 @@ impl Notes {
 }
 
 /// The project files every decision reads, parsed once.
-struct ProjectFiles {
-    project: Project,
-    pyproject: Option<Parsed>,
-    config: Option<LoadedConfig>,
-    procfile: Option<Procfile>,
-    pipfile: Option<pipfile::Pipfile>,
-    pipfile_lock: Option<pipfile::PipfileLock>,
-    workspace: Option<FoundWorkspace>,
+pub(crate) struct ProjectFiles {
+    pub(crate) project: Project,
+    pub(crate) pyproject: Option<Parsed>,
+    pub(crate) config: Option<LoadedConfig>,
+    pub(crate) procfile: Option<Procfile>,
+    pub(crate) pipfile: Option<pipfile::Pipfile>,
+    pub(crate) pipfile_lock: Option<pipfile::PipfileLock>,
+    pub(crate) workspace: Option<FoundWorkspace>,
 }
 
 impl ProjectFiles {
@@ -96,7 +93,7 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
     let files = ProjectFiles::read(dir, &mut notes)?;
     let config = files.config.as_ref();
 
-    let python = choose_python(&files, overrides, &mut notes)?;
+    let (python, python_candidates) = choose_python(&files, overrides, &mut notes)?;
     let base = choose_base(overrides, config, &python.value, &mut notes)?;
     let marker_env = PyVersion::parse(&python.value).and_then(|v| deps::marker_env(&v));
     let install = choose_install(&files, overrides, marker_env.as_ref(), &mut notes)?;
@@ -128,6 +125,7 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
     Ok(BuildPlan {
         plan_version: PLAN_JSON_VERSION,
         python,
+        python_candidates,
         base,
         install,
         framework: started.framework,
@@ -148,12 +146,13 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
     })
 }
 
-/// The Python version: `--python` > config > project pins > default.
+/// The Python version: `--python` > config > project pins > the build's choice from package
+/// wheels > default; and the versions the build may choose instead.
 fn choose_python(
     files: &ProjectFiles,
     overrides: &Overrides,
     notes: &mut Notes,
-) -> Result<Decision<String>, PlanError> {
+) -> Result<(Decision<String>, Vec<String>), PlanError> {
     let project = &files.project;
     let mut pins: Vec<Pin> = Vec::new();
     // uv reads `.python-version` up to the workspace root.
@@ -194,7 +193,11 @@ fn choose_python(
     let chosen = version::choose(explicit, &pins)?;
     notes.warnings.extend(chosen.warnings);
     notes.ignored.extend(chosen.ignored);
-    Ok(chosen.decision)
+    let decision = match &overrides.python_refined {
+        Some(refined) if chosen.candidates.contains(&refined.value) => refined.clone(),
+        _ => chosen.decision,
+    };
+    Ok((decision, chosen.candidates))
 }
 
 /// The dependency install, with its notes.
@@ -366,223 +369,4 @@ fn pyproject_pins(parsed: &Parsed) -> Result<Vec<Pin>, PlanError> {
         });
     }
     Ok(pins)
-}
-
-/// The start command and what came with it.
-struct Started {
-    framework: Decision<Framework>,
-    app: Option<crate::model::AppTarget>,
-    server: Option<Decision<crate::model::Server>>,
-    cmd: Decision<Vec<String>>,
-    default_port: Option<Decision<u16>>,
-    django: Option<DjangoProject>,
-}
-
-fn choose_cmd(
-    files: &ProjectFiles,
-    overrides: &Overrides,
-    workload: Workload,
-    detected: Result<Option<Detected>, PlanError>,
-    notes: &mut Notes,
-) -> Result<Started, PlanError> {
-    let explicit = explicit_cmd(files, overrides, workload, notes)?;
-    let detected = detected?;
-    let framework = detected
-        .as_ref()
-        .map_or(Decision::new(Framework::None, Source::Default), |d| {
-            d.framework.clone()
-        });
-    let default_port = detected
-        .as_ref()
-        .filter(|d| d.framework.value != Framework::None)
-        .map(|d| {
-            Decision::new(
-                d.port,
-                Source::detected(
-                    &source_file(&d.framework.source),
-                    format!("{:?} default port", d.framework.value).to_lowercase(),
-                ),
-            )
-        });
-    if let Some(d) = &detected {
-        notes.warnings.extend(d.warnings.iter().cloned());
-        notes.ignored.extend(d.ignored.iter().cloned());
-    }
-    let django = detected.as_ref().and_then(|d| d.django.clone());
-    let started = |cmd, app, server| Started {
-        framework: framework.clone(),
-        app,
-        server,
-        cmd,
-        default_port: default_port.clone(),
-        django: django.clone(),
-    };
-
-    if let Some(cmd) = explicit {
-        if let Some(detected_cmd) = detected
-            .as_ref()
-            .and_then(|d| d.cmd.as_ref())
-            .filter(|_| workload == Workload::Web)
-        {
-            notes.ignore(
-                format!("detected start command {}", detected_cmd.join(" ")),
-                format!("{} wins", version::describe(&cmd.source)),
-            );
-        }
-        return Ok(started(cmd, None, None));
-    }
-    if workload == Workload::Worker {
-        return worker_cmd(&files.project, framework);
-    }
-    let Some(found) = detected else {
-        return Err(PlanError::NothingDetected {
-            looked_for: framework::looked_for(),
-        });
-    };
-    let Some(argv) = found.cmd else {
-        return Err(found.missing_server.unwrap_or(PlanError::NothingDetected {
-            looked_for: framework::looked_for(),
-        }));
-    };
-    let file = found
-        .app
-        .as_ref()
-        .map(|a| a.file.clone())
-        .or(found.cmd_file)
-        .unwrap_or_else(|| source_file(&found.framework.source));
-    let detail = cmd_detail(
-        &found.framework.value,
-        found.server.as_ref(),
-        found.app.as_ref(),
-    );
-    Ok(started(
-        Decision::new(argv, Source::detected(&file, detail)),
-        found.app,
-        found.server,
-    ))
-}
-
-/// `fastapi app at line 5, served by uvicorn`.
-fn cmd_detail(
-    framework: &Framework,
-    server: Option<&Decision<crate::model::Server>>,
-    app: Option<&crate::model::AppTarget>,
-) -> String {
-    let Some(server) = server else {
-        return "detected".to_owned();
-    };
-    let what = format!("{framework:?} app").to_lowercase();
-    let at = app
-        .and_then(|a| a.line)
-        .map(|line| format!(" at line {line},"))
-        .unwrap_or_default();
-    format!(
-        "{what}{at} served by {}",
-        format!("{:?}", server.value).to_lowercase()
-    )
-}
-
-/// The file a source names (a detection's file, else its description).
-fn source_file(source: &Source) -> String {
-    match source {
-        Source::Detected { file, .. } => file.clone(),
-        other => version::describe(other),
-    }
-}
-
-/// The start command the user gave: `--cmd` > config `cmd` > the Procfile line of the workload.
-fn explicit_cmd(
-    files: &ProjectFiles,
-    overrides: &Overrides,
-    workload: Workload,
-    notes: &mut Notes,
-) -> Result<Option<Decision<Vec<String>>>, PlanError> {
-    let (process, other) = match workload {
-        Workload::Web => ("web", "worker"),
-        Workload::Worker => ("worker", "web"),
-    };
-    let mut explicit: Option<Decision<Vec<String>>> = None;
-    let shell_note = |cmd: &str, from: &str, notes: &mut Notes| {
-        let (argv, exec) = command::shell(cmd);
-        if !exec {
-            notes.warnings.push(format!("the command from {from} chains several commands, so it runs without `exec` and the shell, not the server, receives signals"));
-        }
-        argv
-    };
-    if let Some(cmd) = &overrides.cmd {
-        explicit = Some(Decision::new(
-            shell_note(cmd, "--cmd", notes),
-            Source::flag("--cmd"),
-        ));
-    }
-    if let Some(c) = &files.config
-        && let Some(value) = &c.config.cmd
-    {
-        let key = c.source("cmd");
-        if explicit.is_some() {
-            notes.ignore(format!("cmd ({})", version::describe(&key)), "--cmd wins");
-        } else {
-            let argv = match value.get_ref() {
-                CmdValue::Shell(s) => shell_note(s, &version::describe(&key), notes),
-                CmdValue::Exec(list) => {
-                    if list.is_empty() || list.iter().all(|s| s.trim().is_empty()) {
-                        return Err(c.invalid(value.span(), "cmd", "the command list is empty"));
-                    }
-                    list.clone()
-                }
-            };
-            explicit = Some(Decision::new(argv, key));
-        }
-    }
-    let procfile = files.procfile.as_ref();
-    if let Some(entry) = procfile.and_then(|p| p.get(process)) {
-        if let Some(winner) = &explicit {
-            notes.ignore(
-                format!("Procfile {process}: (line {})", entry.line),
-                format!("{} wins", version::describe(&winner.source)),
-            );
-        } else {
-            explicit = Some(Decision::new(
-                shell_note(&entry.command, "the Procfile", notes),
-                Source::Procfile { line: entry.line },
-            ));
-        }
-    }
-    if let Some(entry) = procfile.and_then(|p| p.get(other)) {
-        notes.ignore(
-            format!("Procfile {other}: (line {})", entry.line),
-            format!("the workload is {process}"),
-        );
-    }
-    Ok(explicit)
-}
-
-/// A worker without a given command: `python <worker file>`.
-fn worker_cmd(project: &Project, framework: Decision<Framework>) -> Result<Started, PlanError> {
-    let files = ["worker.py", "main.py", "app.py", "application.py"];
-    let Some(file) = app::first_existing(project, &files) else {
-        return Err(PlanError::NothingDetected {
-            looked_for: vec![
-                "a Procfile `worker:` line".to_owned(),
-                format!("a worker file ({})", files.join(", ")),
-            ],
-        });
-    };
-    let cmd = Decision::new(
-        command::python_file(&file),
-        Source::detected(&file, "worker file"),
-    );
-    let framework = if framework.value == Framework::None {
-        Decision::new(Framework::Generic, Source::detected(&file, "worker file"))
-    } else {
-        framework
-    };
-    Ok(Started {
-        framework,
-        app: None,
-        server: None,
-        cmd,
-        default_port: None,
-        django: None,
-    })
 }

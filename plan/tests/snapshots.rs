@@ -213,6 +213,14 @@ const APPS: &[Expect] = &[
         port: Some(5000),
     },
     Expect {
+        app: "numpy-pinned",
+        python: "3.14",
+        framework: Framework::Flask,
+        server: Some(Server::Gunicorn),
+        cmd_contains: "exec gunicorn app:app --bind",
+        port: Some(5000),
+    },
+    Expect {
         app: "worker",
         python: "3.14",
         framework: Framework::None,

@@ -39,7 +39,7 @@ source = { registry = "https://pypi.org/simple" }
 const MEMBER: &str = "[project]\nname = \"api\"\nversion = \"0.1\"\ndependencies = [\"fastapi\", \"shared\"]\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n";
 
 fn workspace(members: &str) -> tempfile::TempDir {
-    let dir = project(&[
+    project(&[
         (
             "pyproject.toml",
             &format!("[tool.uv.workspace]\nmembers = {members}\n"),
@@ -56,8 +56,7 @@ fn workspace(members: &str) -> tempfile::TempDir {
         ),
         ("libs/shared/shared/__init__.py", ""),
         ("libs/shared/.venv/lib/junk.py", ""),
-    ]);
-    dir
+    ])
 }
 
 #[test]

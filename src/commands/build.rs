@@ -8,7 +8,7 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, report};
+use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, python_choice, report};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -122,6 +122,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // A Python the pins can install (the plan may be refined from package-index data).
+        let (refined, notes) =
+            python_choice::refine(&client, &cache, &dir, &overrides, plan, &platform).await?;
+        notes.iter().for_each(|note| printer.warn(note));
+        refined.changed.iter().for_each(|line| printer.note(line));
+        let plan = refined.plan;
         let base_ref = Reference::parse(&plan.base.value)
             .with_context(|| format!("base image {}", plan.base.value))?;
         printer.step(&format!("resolving {base_ref}"));
@@ -150,7 +156,15 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 mtime,
             };
             printer.step("making the dependency layer");
-            let installed = deps::layers(&client, &cache, &pulled, &plan, &settings).await?;
+            let installed = match deps::layers(&client, &cache, &pulled, &plan, &settings).await {
+                Ok(installed) => installed,
+                Err(err) => {
+                    return Err(python_choice::explain_failure(
+                        &client, &dir, &plan, &platform, err,
+                    )
+                    .await);
+                }
+            };
             let mut below = vec![&installed.deps];
             for (layer, origin) in [
                 (Some(&installed.deps), LayerOrigin::Deps),

@@ -54,6 +54,11 @@ impl Printer {
         }
     }
 
+    /// A decision worth a line of its own (e.g. a Python chosen from package wheels).
+    pub fn note(&self, text: &str) {
+        self.line(text);
+    }
+
     /// The base image was resolved.
     pub fn base(&self, reference: &Reference, digest: &Digest, layers: usize) {
         self.line(&format!("base    {reference}@{digest} ({layers} layers)"));

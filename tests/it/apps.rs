@@ -364,3 +364,86 @@ fn uv_workspace_members_build_from_the_root_lock() {
         );
     }
 }
+
+/// No Python pin, and numpy 2.2.6 has wheels up to CPython 3.13 only: the build asks the index,
+/// chooses 3.13, says why, and the image runs numpy on 3.13.
+#[test]
+fn unpinned_python_follows_the_wheels_of_the_pins() {
+    let work = Work::with_shared_cache();
+    let dir = work.app("numpy-pinned");
+    let image = format!("{}/{}:1", env().registry, unique_repo("numpy-pinned"));
+    let run = work.build(&dir, &["-t", &image, "--push"]).ok();
+    assert!(
+        run.stderr
+            .contains("python  3.13 [requirements.txt:3: numpy==2.2.6 has no wheels for 3.14]"),
+        "{}",
+        run.stderr
+    );
+    host("podman", &["pull", "-q", &image]);
+    let port = free_port();
+    let container = Container::podman(&image, port);
+    let (status, body) = container.get(port, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"numpy\":\"2.2.6\""), "{body}");
+    assert!(body.contains("\"python\":\"3.13."), "{body}");
+    // The plan alone stays pure; `plan --online` shows the build's choice.
+    let online = work.pyslip(&["plan", dir.to_str().expect("utf-8"), "--online", "--json"]);
+    let plan: Value = serde_json::from_str(&online.ok().stdout).expect("plan json");
+    assert_eq!(plan["python"]["value"], "3.13", "{plan}");
+    assert_eq!(plan["python"]["source"]["kind"], "index", "{plan}");
+}
+
+/// A pin without a wheel for the chosen Python and no compiler in the slim base: the log's tail
+/// (indented), the whole log's path, one error line naming the package, and a hint naming the
+/// newest Python with wheels and both fixes.
+#[test]
+fn a_pin_without_wheels_for_the_python_gets_a_hint_naming_one_that_has_them() {
+    let work = Work::with_shared_cache();
+    let dir = work.path().join("numpy-old");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("requirements.txt"), "numpy==1.26.4\n").expect("write");
+    std::fs::write(dir.join("main.py"), "import numpy\n").expect("write");
+    work.give_to_user(&dir);
+    let image = format!("{}/{}:1", env().registry, unique_repo("numpy-old"));
+    let run = work
+        .build(&dir, &["--python", "3.13", "-t", &image, "--push"])
+        .failed();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let error = lines
+        .iter()
+        .position(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{}", run.stderr));
+    assert!(
+        lines[error].contains("installing numpy==1.26.4 failed"),
+        "{}",
+        run.stderr
+    );
+    let hint = lines.get(error + 1).copied().unwrap_or_default();
+    assert!(
+        hint.starts_with("hint: numpy 1.26.4 has no wheel for Python 3.13"),
+        "{}",
+        run.stderr
+    );
+    assert!(hint.contains("--python 3.12"), "{hint}");
+    assert!(hint.contains("pin a newer release of numpy"), "{hint}");
+    let log_line = lines[..error]
+        .iter()
+        .find(|l| l.contains("the whole install log: "))
+        .unwrap_or_else(|| panic!("no log path:\n{}", run.stderr));
+    let path = log_line
+        .split("the whole install log: ")
+        .nth(1)
+        .expect("path")
+        .trim_end_matches(')');
+    let log = std::fs::read_to_string(path).expect("the log file");
+    assert!(log.contains("numpy"), "{log}");
+    let shown: Vec<&&str> = lines[..error]
+        .iter()
+        .filter(|l| l.starts_with("    "))
+        .collect();
+    assert!(
+        shown.len() > 3 && shown.len() <= 41,
+        "the log's tail, indented: {}",
+        run.stderr
+    );
+}
