@@ -357,10 +357,11 @@ fn uv_workspace_members_build_from_the_root_lock() {
             shipped,
             vec![
                 "./expect.json",
+                "./plan.json",
                 "./pyproject.toml",
                 &format!("./src/{name}/__init__.py")
             ],
-            "{app} ships only its own folder"
+            "{app} ships its own folder and nothing else of the repository"
         );
     }
 }
