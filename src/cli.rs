@@ -20,6 +20,17 @@ pub enum Command {
     Build(BuildArgs),
     /// Show what a build would do, and which file decided each value.
     Plan(PlanArgs),
+    /// Show what each layer of an image (in a registry or an OCI layout) holds, and why.
+    Inspect(InspectArgs),
+}
+
+/// Format of the `--sbom` document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
 }
 
 /// Which kind of process the image runs.
@@ -29,6 +40,18 @@ pub enum Workload {
     Web,
     /// A background process: no port, no EXPOSE.
     Worker,
+}
+
+/// Where build steps (dependency install, collectstatic) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// The namespace sandbox where this host allows it, else no namespaces (says which, once).
+    Auto,
+    /// Always the rootless namespace sandbox (fails where user namespaces are blocked).
+    Namespaces,
+    /// No namespaces: the installer runs on the host and installs for the base root; build
+    /// steps then have only the isolation the job itself has (its container).
+    None,
 }
 
 /// Which installer puts the dependencies into the image.
@@ -113,6 +136,35 @@ pub struct BuildArgs {
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,
+    /// Write the image's SBOM to FILE; with --push and --oci-layout it is also attached to the
+    /// image as an OCI 1.1 referrer.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// Format of the --sbom document.
+    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    pub sbom_format: SbomFormat,
+    /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
+    /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
+    #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
+    pub sandbox: SandboxMode,
+}
+
+/// `pyslip inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image reference (REGISTRY/REPOSITORY:TAG or @sha256:…) or an OCI layout directory
+    /// (DIR, or DIR:NAME when it holds several images).
+    #[arg(value_name = "REF|LAYOUT-DIR")]
+    pub target: String,
+    /// Platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pyslip plan`.

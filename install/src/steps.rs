@@ -12,6 +12,8 @@ pub(crate) const PROJECT: &str = "/.pyslip/project";
 pub(crate) const WORK: &str = "/.pyslip/work";
 /// The pinned uv binary, mounted read-only.
 pub(crate) const UV: &str = "/.pyslip/uv";
+/// [`UV`], for matching argv.
+pub(crate) const UV_PATH: &str = UV;
 /// The copy of the project's shipped files that a project install builds from.
 pub(crate) const SRC: &str = "/.pyslip/work/src";
 /// Where the `index`-th local package (path dependency) of the plan is copied.
@@ -97,18 +99,104 @@ pub(crate) fn split_project(
     })
 }
 
+/// The generated uv configuration file, when the project configures uv.
+pub(crate) const UV_CONFIG: &str = "uv-config.toml";
+
+/// uv's settings that pyslip decides itself (cache, link mode, bytecode, interpreter choice):
+/// dropped from a project's uv configuration.
+const UV_OWN: &[&str] = &[
+    "cache-dir",
+    "no-cache",
+    "link-mode",
+    "compile-bytecode",
+    "python-downloads",
+    "python-preference",
+    "native-tls",
+    "system-certs",
+    "python-install-mirror",
+    "pypy-install-mirror",
+    "graalpy-install-mirror",
+    "pyodide-install-mirror",
+    "python-downloads-json-url",
+];
+/// The same for `[pip]` settings, plus those that redirect the install.
+const UV_PIP_OWN: &[&str] = &[
+    "python",
+    "system",
+    "break-system-packages",
+    "target",
+    "prefix",
+    "compile-bytecode",
+    "link-mode",
+    "cache-dir",
+    "no-cache",
+];
+
+/// The project's uv configuration as uv would discover it in the project directory — `uv.toml`,
+/// else `[tool.uv]` of `pyproject.toml` — minus the settings pyslip decides itself; `None` when
+/// the project configures nothing. uv runs with `--no-config --config-file` of this, so no
+/// configuration of the host, the image or a parent directory reaches the install, and the
+/// content is part of the cache key.
+pub(crate) fn uv_config(project: &std::path::Path) -> Result<Option<String>, InstallError> {
+    let (file, mut table) = if project.join("uv.toml").is_file() {
+        let text = read(project, "uv.toml")?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| InstallError::InvalidInput {
+            file: "uv.toml".into(),
+            reason: e.message().to_owned(),
+        })?;
+        ("uv.toml", table)
+    } else if project.join("pyproject.toml").is_file() {
+        let text = read(project, "pyproject.toml")?;
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| InstallError::InvalidInput {
+            file: "pyproject.toml".into(),
+            reason: e.message().to_owned(),
+        })?;
+        let Some(toml::Value::Table(uv)) = doc.get("tool").and_then(|t| t.get("uv")).cloned()
+        else {
+            return Ok(None);
+        };
+        ("pyproject.toml", uv)
+    } else {
+        return Ok(None);
+    };
+    for key in UV_OWN {
+        table.remove(*key);
+    }
+    if let Some(toml::Value::Table(pip)) = table.get_mut("pip") {
+        for key in UV_PIP_OWN {
+            pip.remove(*key);
+        }
+    }
+    if table.is_empty() {
+        return Ok(None);
+    }
+    toml::to_string(&table)
+        .map(Some)
+        .map_err(|e| InstallError::InvalidInput {
+            file: file.into(),
+            reason: format!("cannot re-write its uv settings: {e}"),
+        })
+}
+
+/// `--no-config`, and `--config-file` when the recipe carries the project's uv configuration.
+fn uv_config_flags(with_config: bool) -> Vec<String> {
+    let mut out = strings(&["--no-config"]);
+    if with_config {
+        out.push("--config-file".into());
+        out.push(format!("{WORK}/{UV_CONFIG}"));
+    }
+    out
+}
+
 /// The installer command prefix (`uv pip install --system …` or `python3 -m pip install …`).
-fn install_prefix(installer: Installer) -> Vec<String> {
+/// Neither compiles bytecode: pyslip does, the same way for every install path.
+fn install_prefix(installer: Installer, uv_config: bool) -> Vec<String> {
     match installer {
-        Installer::Uv => strings(&[
-            UV,
-            "pip",
-            "install",
-            "--system",
-            "--python",
-            "python3",
-            "--compile-bytecode",
-        ]),
+        Installer::Uv => {
+            let mut argv = strings(&[UV, "pip", "install", "--system", "--python", "python3"]);
+            argv.extend(uv_config_flags(uv_config));
+            argv
+        }
         Installer::Pip => strings(&[
             "python3",
             "-m",
@@ -117,6 +205,7 @@ fn install_prefix(installer: Installer) -> Vec<String> {
             "--root-user-action=ignore",
             "--disable-pip-version-check",
             "--no-input",
+            "--no-compile",
         ]),
     }
 }
@@ -124,8 +213,12 @@ fn install_prefix(installer: Installer) -> Vec<String> {
 /// The recipe of the project layer: the project's own package (when it is installed) and its
 /// path dependencies, non-editable, without their dependencies (they are in the dependency
 /// layer below).
-pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
-    let mut argv = install_prefix(install.installer);
+pub(crate) fn project_recipe(
+    install: &InstallPlan,
+    project: &std::path::Path,
+) -> Result<Recipe, InstallError> {
+    let config = uv_config(project)?;
+    let mut argv = install_prefix(install.installer, config.is_some());
     argv.push("--no-deps".to_owned());
     if install.installer == Installer::Uv
         && (install.workspace.is_some() || !install.local.is_empty())
@@ -138,19 +231,24 @@ pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
         argv.push(SRC.to_owned());
     }
     argv.extend((0..install.local.len()).map(local_dir));
-    Recipe {
+    Ok(Recipe {
         steps: vec![Step { argv }],
-        files: Vec::new(),
+        files: config
+            .map(|c| (UV_CONFIG.to_owned(), c))
+            .into_iter()
+            .collect(),
         copy_project: install.install_project,
         copy_locals: !install.local.is_empty(),
         needs_uv: install.installer == Installer::Uv,
-    }
+    })
 }
 
 /// `uv export` of a uv.lock: everything the lock installs from an index, hash-pinned; the
 /// project, workspace members and path dependencies are installed by the project layer.
-fn uv_export(install: &InstallPlan, output: &str) -> Step {
-    let mut argv = strings(&[UV, "export", "--locked", "--no-dev", "--no-emit-project"]);
+fn uv_export(install: &InstallPlan, output: &str, with_config: bool) -> Step {
+    let mut argv = strings(&[UV, "export"]);
+    argv.extend(uv_config_flags(with_config));
+    argv.extend(strings(&["--locked", "--no-dev", "--no-emit-project"]));
     if let Some(ws) = &install.workspace {
         // Run at the workspace root (mounted as the project): the member's dependencies only.
         argv.extend(strings(&["--package", &ws.member]));
@@ -175,9 +273,15 @@ pub(crate) fn recipe(
     project: &std::path::Path,
 ) -> Result<Recipe, InstallError> {
     let split = split_project(install, project)?;
-    let base = install_prefix(install.installer);
+    let config = uv_config(project)?;
+    let base = install_prefix(install.installer, config.is_some());
     let mut r = Recipe {
         needs_uv: install.installer == Installer::Uv,
+        files: config
+            .clone()
+            .map(|c| (UV_CONFIG.to_owned(), c))
+            .into_iter()
+            .collect(),
         ..Recipe::default()
     };
     let install_cmd = |extra: &[&str]| Step {
@@ -249,7 +353,8 @@ pub(crate) fn recipe(
         PackageManager::UvLock => {
             r.needs_uv = true;
             let exported = format!("{WORK}/uv-requirements.txt");
-            r.steps.push(uv_export(install, &exported));
+            r.steps
+                .push(uv_export(install, &exported, config.is_some()));
             r.steps.push(install_cmd(&[
                 "--require-hashes",
                 "--no-deps",

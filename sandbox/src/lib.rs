@@ -10,6 +10,7 @@ mod error;
 mod exec;
 #[cfg(test)]
 mod fake;
+mod host;
 mod plan;
 mod probe;
 mod run;
@@ -19,5 +20,6 @@ mod syscall;
 
 pub use config::{BindMount, ExitStatus, Output, Sandbox, Stdio};
 pub use error::{Blocker, SandboxError};
-pub use probe::{probe, probe_in};
+pub use host::{HostCommand, STEP_UMASK};
+pub use probe::{probe, probe_in, probe_sandbox};
 pub use scrub::remove_mountpoints;

@@ -161,7 +161,7 @@ pub(crate) fn check_bind_source(path: &Path) -> Result<Kind, SandboxError> {
     }
 }
 
-fn host_info(sandbox: &Sandbox) -> Result<HostInfo, SandboxError> {
+pub(crate) fn host_info(sandbox: &Sandbox) -> Result<HostInfo, SandboxError> {
     Ok(HostInfo {
         devices: DEVICES
             .iter()

@@ -8,7 +8,9 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, python_choice, report};
+use crate::commands::{
+    UserError, app_layer, deps, layer_inputs, outputs, plan_overrides, python_choice, report, sbom,
+};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -97,7 +99,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
         None => Platform::host(),
     };
-    let overrides = plan_overrides(&args.plan, requested.paths())?;
+    let sbom_request = sbom::SbomRequest::from_args(&args)?;
+    let mut output_paths = requested.paths();
+    output_paths.extend(sbom_request.as_ref().map(|s| s.path.clone()));
+    let overrides = plan_overrides(&args.plan, output_paths)?;
     let dir = args.plan.dir.clone();
     let plan = pyslip_plan::plan(&dir, &overrides)?;
     let printer = report::Printer::new(args.json);
@@ -105,6 +110,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
@@ -154,17 +160,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 uv: args.uv.as_deref(),
                 no_cache: args.no_cache,
                 mtime,
+                isolation: &isolation,
             };
             printer.step("making the dependency layer");
-            let installed = match deps::layers(&client, &cache, &pulled, &plan, &settings).await {
-                Ok(installed) => installed,
-                Err(err) => {
-                    return Err(python_choice::explain_failure(
-                        &client, &dir, &plan, &platform, err,
-                    )
-                    .await);
-                }
-            };
+            let installed =
+                match deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await {
+                    Ok(installed) => installed,
+                    Err(err) => {
+                        return Err(python_choice::explain_failure(
+                            &client, &dir, &plan, &platform, err,
+                        )
+                        .await);
+                    }
+                };
             let mut below = vec![&installed.deps];
             for (layer, origin) in [
                 (Some(&installed.deps), LayerOrigin::Deps),
@@ -172,6 +180,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             ] {
                 let Some(layer) = layer else { continue };
                 printer.layer(origin, &layer.layer.digest, layer.layer.size, layer.reused);
+                if !layer.special_bits.is_empty() {
+                    printer.warn(&format!(
+                        "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
+                        layer.special_bits.join(", ")
+                    ));
+                }
                 new_layers.push(new_layer(
                     &layer.layer,
                     origin,
@@ -182,7 +196,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             below.extend(installed.project.as_ref());
             printer.step("running collectstatic");
             if let Some(statics) =
-                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings).await?
+                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
+                    .await?
             {
                 printer.layer(
                     LayerOrigin::Static,
@@ -206,6 +221,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             app_layer::HISTORY.to_owned(),
             false,
         ));
+        let shipped = app.diff_id.clone();
+        layer_inputs::annotate(
+            &mut new_layers,
+            &plan,
+            &dir,
+            &pulled.digest,
+            &platform,
+            args.uv.is_some(),
+            &shipped,
+        )?;
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()
@@ -215,7 +240,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 size: d.size,
             })
             .collect();
-        let settings = app_layer::settings(&plan, created)?;
+        let settings = app_layer::settings(&plan, created.clone())?;
         let annotations = [
             (
                 "org.opencontainers.image.base.name".to_owned(),
@@ -237,9 +262,28 @@ pub fn run(args: BuildArgs) -> Result<()> {
         cache.write_blob(&parts.config)?;
         cache.write_blob(&parts.manifest)?;
 
+        let made_sbom = match &sbom_request {
+            Some(request) => {
+                printer.step("writing the SBOM");
+                let ctx = sbom::SbomContext {
+                    dir: &dir,
+                    plan: &plan,
+                    image: &parts,
+                    new_layers: &new_layers,
+                    base: &pulled,
+                    platform: platform.to_string(),
+                    created: &created,
+                };
+                Some(sbom::make(&client, &cache, &ctx, request).await?)
+            }
+            None => None,
+        };
         printer.step("writing outputs");
-        let written =
+        let mut written =
             outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
+        if let Some(made) = &made_sbom {
+            written.sbom = Some(sbom::attach(&client, made, &parts, &written, &printer).await?);
+        }
         printer.finish(&parts, &written)
     })
 }
@@ -260,5 +304,6 @@ fn new_layer(
         created_by,
         origin,
         reused,
+        annotations: Default::default(),
     }
 }

@@ -4,10 +4,13 @@ pub mod app_layer;
 pub mod base;
 pub mod build;
 pub mod deps;
+pub mod inspect;
+pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
 pub mod python_choice;
 pub mod report;
+pub mod sbom;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
@@ -87,6 +91,9 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<layers::LayerError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_sbom::SbomError>() {
             return e.hint();
         }
         None

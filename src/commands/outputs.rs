@@ -23,6 +23,8 @@ pub struct Written {
     pub tar: Option<std::path::PathBuf>,
     /// The OCI layout written.
     pub layout: Option<std::path::PathBuf>,
+    /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
+    pub sbom: Option<serde_json::Value>,
 }
 
 /// Write every requested output; an error in any of them fails the build.

@@ -46,17 +46,20 @@ impl Printer {
         }
     }
 
+    /// A line of information that matters also to machines reading `--json` (on stderr).
+    pub fn note(&self, text: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// A warning (always shown, also with `--json`, on stderr).
     pub fn warn(&self, text: &str) {
         match &self.spinner {
             Some(bar) => bar.println(format!("warning: {text}")),
             None => eprintln!("warning: {text}"),
         }
-    }
-
-    /// A decision worth a line of its own (e.g. a Python chosen from package wheels).
-    pub fn note(&self, text: &str) {
-        self.line(text);
     }
 
     /// The base image was resolved.
@@ -94,6 +97,11 @@ impl Printer {
             counts.present,
             human_size(counts.bytes_sent)
         ));
+    }
+
+    /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
+    pub fn labeled(&self, what: &str, text: &str) {
+        self.line(&format!("{what:<7} {text}"));
     }
 
     /// A local output was written.
@@ -204,10 +212,12 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "sbom": written.sbom,
     })
 }
 
-fn origin_name(origin: LayerOrigin) -> &'static str {
+/// `base`, `deps`, `project`, `static`, `app`: the name of a layer origin in reports.
+pub fn origin_name(origin: LayerOrigin) -> &'static str {
     match origin {
         LayerOrigin::Base => "base",
         LayerOrigin::Deps => "deps",

@@ -7,6 +7,8 @@ mod apps;
 mod build_outputs;
 mod deps_cache;
 mod errors;
+mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;
+mod sbom;

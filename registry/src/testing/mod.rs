@@ -12,6 +12,7 @@
 //! ```
 
 mod memory;
+mod referrers;
 mod server;
 
 use std::net::SocketAddr;
@@ -87,6 +88,7 @@ pub struct FaultServerBuilder {
     bearer_credentials: Option<(String, String)>,
     redirect_blobs: bool,
     refuse_mounts: bool,
+    referrers_api: bool,
 }
 
 impl FaultServerBuilder {
@@ -159,6 +161,13 @@ impl FaultServerBuilder {
         self
     }
 
+    /// Serve the OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`, `OCI-Subject` on
+    /// manifest puts); without it the registry answers 404 there, like distribution 2.x.
+    pub fn referrers_api(mut self) -> Self {
+        self.referrers_api = true;
+        self
+    }
+
     /// Redirect blob GETs (307) to a second listener (another origin) that serves the blob and
     /// records whether an `Authorization` header reached it.
     pub fn redirect_blobs(mut self) -> Self {
@@ -172,7 +181,7 @@ impl FaultServerBuilder {
     /// If no loopback port can be bound (test support only).
     pub async fn build(self) -> FaultServer {
         let shared = Arc::new(server::Shared {
-            memory: Memory::new(self.refuse_mounts),
+            memory: Memory::new(self.refuse_mounts, self.referrers_api),
             upstream: self.upstream,
             faults: self.faults,
             bearer_uses: self.bearer_uses,
