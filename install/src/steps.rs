@@ -119,6 +119,21 @@ const UV_OWN: &[&str] = &[
     "pyodide-install-mirror",
     "python-downloads-json-url",
 ];
+/// `[tool.uv]` keys that describe the project (uv reads them from pyproject.toml itself) and
+/// that a `uv.toml` may not hold: dropped from the generated configuration.
+const UV_PROJECT_ONLY: &[&str] = &[
+    "sources",
+    "workspace",
+    "dev-dependencies",
+    "default-groups",
+    "dependency-groups",
+    "managed",
+    "package",
+    "conflicts",
+    "environments",
+    "required-environments",
+    "build-backend",
+];
 /// The same for `[pip]` settings, plus those that redirect the install.
 const UV_PIP_OWN: &[&str] = &[
     "python",
@@ -159,7 +174,7 @@ pub(crate) fn uv_config(project: &std::path::Path) -> Result<Option<String>, Ins
     } else {
         return Ok(None);
     };
-    for key in UV_OWN {
+    for key in UV_OWN.iter().chain(UV_PROJECT_ONLY) {
         table.remove(*key);
     }
     if let Some(toml::Value::Table(pip)) = table.get_mut("pip") {
