@@ -150,7 +150,14 @@ fn build_in_container(shape: &[&str]) {
         _ => "amd64",
     };
     let out = Command::new("podman")
-        .args(["run", "--rm", "--network", "host", "--pull=always", "--tls-verify=false"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--pull=always",
+            "--tls-verify=false",
+        ])
         .args(["--platform", &format!("linux/{arch}")])
         .args(shape)
         .args(["-e", "HOME=/tmp/home", "-e", "XDG_CACHE_HOME=/tmp/cache"])
