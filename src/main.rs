@@ -4,6 +4,7 @@ mod cache;
 mod cli;
 mod commands;
 mod signals;
+mod wheels;
 
 use std::process::ExitCode;
 

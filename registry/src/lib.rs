@@ -10,6 +10,7 @@ pub mod blob;
 pub mod client;
 mod download;
 pub mod error;
+mod fetch;
 pub mod index_push;
 pub mod manifest;
 pub mod platform;

@@ -15,4 +15,4 @@
 mod store;
 mod sweep;
 
-pub use store::{Cache, CacheError};
+pub use store::{Cache, CacheError, write_atomic_in};
