@@ -3,8 +3,6 @@
 mod cache;
 mod cli;
 mod commands;
-mod image;
-mod output;
 mod signals;
 mod wheels;
 

@@ -6,7 +6,6 @@
 
 pub mod changes;
 pub mod diff;
-pub mod digest;
 pub mod entry;
 pub mod error;
 pub mod gzip;
@@ -17,11 +16,11 @@ pub mod writer;
 
 pub use changes::{Changes, Lowers, changes_from_tree, changes_from_upper, normalised_mode};
 pub use diff::diff_entries;
-pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use gzip::{GZIP_LEVEL, LAYER_FORMAT};
 pub use hashing::HashingWriter;
+pub use pyslip_digest::{Digest, DigestError};
 pub use tree::tree_entries;
 pub use unpack::{
     OwnerRecord, UnpackError, UnpackLimits, UnpackStats, unpack_layer, unpack_layers_into,

@@ -1,19 +1,17 @@
-//! Downloading blobs to files (streamed, hashed on the way, resumed with `Range`, renamed into
-//! place only after the digest checks out) and checking whether a blob exists.
+//! Downloading blobs (and plain URLs) to files through [`crate::download`], and checking
+//! whether a blob exists.
 
 use std::path::Path;
 
-use futures_util::StreamExt as _;
-use layers::Digest;
+use pyslip_digest::Digest;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 
 use crate::auth::Scope;
 use crate::client::Client;
+use crate::download::{Getter, SizeRule, Wanted, download};
 use crate::error::RegistryError;
-use crate::manifest::Descriptor;
+use crate::manifest::{Descriptor, MANIFEST_ACCEPT};
 use crate::reference::RepoRef;
 use crate::transport::body::ReqBody;
 use crate::transport::{Request, Target};
@@ -28,106 +26,74 @@ impl Client {
         descriptor: &Descriptor,
         dest: &Path,
     ) -> Result<(), RegistryError> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs_err::tokio::create_dir_all(dir).await?;
-        // Locked while written, so a sweep of the folder never removes it under us.
-        let temp = pyslip_lifecycle::scratch::temp_file_in(dir, ".pyslip-blob-")?;
-        let mut file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
         let what = format!("blob {} of {repo}", descriptor.digest);
-        let mut hasher = Sha256::new();
-        let mut written: u64 = 0;
-        let mut delays = self.transport.retry.delays();
-        loop {
-            let mut headers = HeaderMap::new();
-            if written > 0 {
-                let range = HeaderValue::from_str(&format!("bytes={written}-")).map_err(|e| {
-                    RegistryError::Protocol {
-                        registry: repo.registry().to_owned(),
-                        problem: e.to_string(),
-                    }
-                })?;
-                headers.insert(header::RANGE, range);
-            }
-            let sent = self
-                .blob_get(repo, &descriptor.digest, headers, &what)
-                .await?;
-            let status = sent.response.status();
-            let resumed = status == StatusCode::PARTIAL_CONTENT
-                && range_start(sent.response.headers()) == Some(written);
-            if written > 0 && !resumed {
-                // The registry ignored the range (or answered another one): start over.
-                file.set_len(0).await?;
-                file.seek(std::io::SeekFrom::Start(0)).await?;
-                hasher = Sha256::new();
-                written = 0;
-                if status == StatusCode::RANGE_NOT_SATISFIABLE {
-                    continue;
-                }
-            }
-            let mut stream = sent.response.bytes_stream();
-            let mut interrupted = None;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(chunk) => {
-                        written += chunk.len() as u64;
-                        if written > descriptor.size {
-                            return Err(RegistryError::SizeMismatch {
-                                object: what,
-                                expected: descriptor.size,
-                                actual: written,
-                            });
-                        }
-                        hasher.update(&chunk);
-                        file.write_all(&chunk).await?;
-                    }
-                    Err(e) => {
-                        interrupted = Some(e);
-                        break;
-                    }
-                }
-            }
-            match interrupted {
-                None => break,
-                Some(source) => match delays.next() {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => {
-                        return Err(RegistryError::Transport {
-                            host: repo.api_host().to_owned(),
-                            what,
-                            source,
-                        });
-                    }
-                },
-            }
-        }
-        if written != descriptor.size {
-            return Err(RegistryError::SizeMismatch {
-                object: what,
-                expected: descriptor.size,
-                actual: written,
-            });
-        }
-        let actual = Digest::from_sha256(hasher.finalize().into());
-        if actual != descriptor.digest {
-            return Err(RegistryError::DigestMismatch {
-                object: what,
-                expected: descriptor.digest.clone(),
-                actual,
-            });
-        }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        temp.persist(dest).map_err(|e| {
-            std::io::Error::new(
-                e.error.kind(),
-                format!("renaming into {}: {}", dest.display(), e.error),
-            )
-        })?;
+        let wanted = Wanted {
+            digest: &descriptor.digest,
+            size: SizeRule::Exact(descriptor.size),
+            what: &what,
+            host: repo.api_host(),
+        };
+        let get: Getter<'_> = Box::new(|headers| {
+            Box::pin(async {
+                let sent = self
+                    .blob_get(repo, &descriptor.digest, headers, &what)
+                    .await?;
+                Ok(sent.response)
+            })
+        });
+        download(dest, &wanted, &self.transport.retry, get).await?;
         Ok(())
+    }
+
+    /// Download a plain URL (not a registry's: a file on a package index) to `dest`, through
+    /// the same HTTP stack as registry requests: proxies (`HTTP(S)_PROXY`, `NO_PROXY`), CA roots,
+    /// retries of 408/429/5xx and broken connections with `Retry-After`, redirects, and `Range`
+    /// resumption. No credentials are ever sent. The body may have at most `max_bytes` bytes and
+    /// must hash to `expected`; otherwise nothing is left at `dest`. Returns the size.
+    pub async fn fetch_url_verified(
+        &self,
+        url: &url::Url,
+        dest: &Path,
+        expected: &Digest,
+        max_bytes: u64,
+    ) -> Result<u64, RegistryError> {
+        let host = crate::transport::host_port(url);
+        let what = format!("download of {url}");
+        let wanted = Wanted {
+            digest: expected,
+            size: SizeRule::AtMost(max_bytes),
+            what: &what,
+            host: &host,
+        };
+        let scope = Scope::none();
+        let get: Getter<'_> = Box::new(|headers| {
+            Box::pin(async {
+                let sent = self
+                    .transport
+                    .send_plain(Request {
+                        method: Method::GET,
+                        registry: &host,
+                        repository: "",
+                        target: Target::Url(url.clone()),
+                        headers,
+                        body: ReqBody::Empty,
+                        scope: &scope,
+                        what: &what,
+                    })
+                    .await?;
+                if sent.response.status() == StatusCode::NOT_FOUND {
+                    return Err(RegistryError::Status {
+                        registry: host.clone(),
+                        method: "GET".into(),
+                        path: sent.url.path().to_owned(),
+                        status: 404,
+                        detail: None,
+                    });
+                }
+                Ok(sent.response)
+            })
+        });
+        download(dest, &wanted, &self.transport.retry, get).await
     }
 
     /// Whether `repo` has the blob (HEAD).
@@ -137,46 +103,45 @@ impl Client {
         digest: &Digest,
         scope: &Scope,
     ) -> Result<bool, RegistryError> {
+        self.exists(repo, "blobs", digest, scope).await
+    }
+
+    /// Whether `repo` has the manifest `digest` (HEAD).
+    pub async fn manifest_exists(
+        &self,
+        repo: &RepoRef,
+        digest: &Digest,
+        scope: &Scope,
+    ) -> Result<bool, RegistryError> {
+        self.exists(repo, "manifests", digest, scope).await
+    }
+
+    /// HEAD `/v2/<repo>/<kind>/<digest>`.
+    async fn exists(
+        &self,
+        repo: &RepoRef,
+        kind: &str,
+        digest: &Digest,
+        scope: &Scope,
+    ) -> Result<bool, RegistryError> {
+        let mut headers = HeaderMap::new();
+        if kind == "manifests" {
+            headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        }
+        let what = format!("{kind} check");
         let sent = self
             .transport
             .send(Request {
                 method: Method::HEAD,
                 registry: repo.registry(),
                 repository: repo.repository(),
-                target: Target::Path(format!("/v2/{}/blobs/{digest}", repo.repository())),
-                headers: HeaderMap::new(),
+                target: Target::Path(format!("/v2/{}/{kind}/{digest}", repo.repository())),
+                headers,
                 body: ReqBody::Empty,
                 scope,
-                what: "blob check",
+                what: &what,
             })
             .await?;
         Ok(sent.response.status().is_success())
-    }
-}
-
-/// The first byte position of a `Content-Range: bytes a-b/n` header.
-fn range_start(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.strip_prefix("bytes ")?;
-    range.split('-').next()?.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_start() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_static("bytes 100-199/200"),
-        );
-        assert_eq!(range_start(&h), Some(100));
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_static("items 1-2/3"),
-        );
-        assert_eq!(range_start(&h), None);
     }
 }

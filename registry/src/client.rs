@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::CredentialSources;
 use crate::error::RegistryError;
 use crate::transport::Transport;
+use crate::transport::proxy::ProxyConfig;
 use crate::transport::retry::RetryPolicy;
 
 /// How a [`Client`] talks to registries.
@@ -22,13 +23,18 @@ pub struct ClientConfig {
     pub max_concurrent_transfers: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Proxies (default: from `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`).
+    pub proxy: ProxyConfig,
+    /// PEM files of CA certificates trusted in addition to the system's roots (which follow
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    pub extra_ca_files: Vec<std::path::PathBuf>,
     /// A content-addressed directory (`<dir>/<sha256 hex>`) where manifests and configs are
     /// kept by digest and served from, verified, on later pulls. `None` disables it.
     pub blob_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientConfig {
-    /// Credentials from the environment, default retries, 4 parallel transfers.
+    /// Credentials and proxies from the environment, default retries, 4 parallel transfers.
     fn default() -> Self {
         Self {
             insecure_registries: Vec::new(),
@@ -36,6 +42,8 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             max_concurrent_transfers: 4,
             user_agent: concat!("pyslip/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxy: ProxyConfig::from_env(),
+            extra_ca_files: Vec::new(),
             blob_cache: None,
         }
     }
@@ -52,16 +60,15 @@ pub struct Client {
 impl Client {
     /// Build a client.
     pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
-        let transport = Transport::new(
-            config.insecure_registries,
-            config.retry,
-            config.credentials,
-            &config.user_agent,
-        )?;
+        let max_concurrent_transfers = config.max_concurrent_transfers.max(1);
+        let small_cache = config
+            .blob_cache
+            .clone()
+            .map(crate::small_cache::SmallCache::new);
         Ok(Self {
-            transport: Arc::new(transport),
-            max_concurrent_transfers: config.max_concurrent_transfers.max(1),
-            small_cache: config.blob_cache.map(crate::small_cache::SmallCache::new),
+            transport: Arc::new(Transport::new(config)?),
+            max_concurrent_transfers,
+            small_cache,
         })
     }
 }

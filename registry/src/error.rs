@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use layers::Digest;
+use pyslip_digest::Digest;
 
 use crate::reference::ReferenceError;
 
@@ -147,7 +147,7 @@ pub enum RegistryError {
         context: String,
         /// The validation error.
         #[source]
-        source: layers::DigestError,
+        source: pyslip_digest::DigestError,
     },
 
     /// A manifest, index, config or token response could not be parsed.

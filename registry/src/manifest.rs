@@ -1,8 +1,8 @@
 //! Manifest media types, descriptors, and reading index/manifest bodies (OCI and Docker v2).
 
 use bytes::Bytes;
-use layers::Digest;
 use oci_spec::image::{ImageIndex, ImageManifest};
+use pyslip_digest::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegistryError;

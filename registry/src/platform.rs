@@ -112,6 +112,26 @@ fn is_attestation(entry: &oci_spec::image::Descriptor) -> bool {
     annotated || unknown
 }
 
+/// The Linux platforms an index offers, in its order, each once; attestation entries
+/// (`unknown/unknown`) and other operating systems are left out.
+pub(crate) fn linux_platforms(index: &ImageIndex) -> Vec<Platform> {
+    let mut out: Vec<Platform> = Vec::new();
+    for entry in index.manifests() {
+        let Some(p) = entry.platform().as_ref().filter(|_| !is_attestation(entry)) else {
+            continue;
+        };
+        let platform = Platform {
+            os: p.os().to_string(),
+            architecture: p.architecture().to_string(),
+            variant: p.variant().clone(),
+        };
+        if platform.os == "linux" && !out.contains(&platform) {
+            out.push(platform);
+        }
+    }
+    out
+}
+
 /// Pick the index entry for `wanted`, skipping attestation entries.
 ///
 /// Returns the index of the entry, or the list of platforms the index offers.
@@ -213,6 +233,26 @@ mod tests {
             vec!["linux/amd64", "linux/arm64/v8"],
             "attestations are not offered"
         );
+    }
+
+    #[test]
+    fn linux_platforms_skip_attestations_other_oses_and_repeats() {
+        let idx = index(
+            &[
+                entry("linux", "amd64", None, 1, false),
+                entry("unknown", "unknown", None, 2, false),
+                entry("linux", "arm64", Some("v8"), 3, false),
+                entry("windows", "amd64", None, 4, false),
+                entry("linux", "amd64", None, 5, true),
+                entry("linux", "amd64", None, 6, false),
+            ]
+            .join(","),
+        );
+        let shown: Vec<String> = linux_platforms(&idx)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["linux/amd64", "linux/arm64/v8"]);
     }
 
     #[test]

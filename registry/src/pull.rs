@@ -2,8 +2,8 @@
 //! verified against its digest before it is returned.
 
 use bytes::Bytes;
-use layers::Digest;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
+use pyslip_digest::Digest;
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
@@ -131,6 +131,36 @@ impl Client {
             layers,
             config_bytes,
             config,
+        })
+    }
+
+    /// The Linux platforms `reference` offers (for `--platform all`): an index's entries in its
+    /// order without attestation entries (`unknown/unknown`), or the one platform of a plain
+    /// manifest's config.
+    pub async fn list_platforms(
+        &self,
+        reference: &Reference,
+    ) -> Result<Vec<Platform>, RegistryError> {
+        let top = self.fetch_manifest(reference).await?;
+        if top.is_index() {
+            let index = manifest::parse_index(
+                &top.bytes,
+                reference.repo().api_host(),
+                &reference.to_string(),
+            )?;
+            return Ok(platform::linux_platforms(&index));
+        }
+        let image = self.pull_image(reference, &Platform::host()).await?;
+        let config = &image.config;
+        let platform = Platform {
+            os: config.os().to_string(),
+            architecture: config.architecture().to_string(),
+            variant: config.variant().clone(),
+        };
+        Ok(if platform.os == "linux" {
+            vec![platform]
+        } else {
+            Vec::new()
         })
     }
 

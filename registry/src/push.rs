@@ -1,15 +1,15 @@
 //! Pushing an image: blobs in parallel (HEAD → skip, same-registry → cross-repo mount, other
-//! registry → streamed copy, else upload), then the manifest under every tag.
+//! registry → streamed copy, else upload; see [`crate::upload`]), then the manifest under every
+//! tag.
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, try_join_all};
+use futures_util::future::try_join_all;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use layers::Digest;
+use pyslip_digest::Digest;
+use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 
 use crate::auth::Scope;
 use crate::client::Client;
@@ -18,7 +18,8 @@ use crate::manifest::ManifestToPush;
 use crate::pull::check_digest_header;
 use crate::reference::{Reference, RepoRef};
 use crate::transport::body::ReqBody;
-use crate::transport::{Request, Sent, Target, location};
+use crate::transport::{Request, Target};
+use crate::upload::expect_success;
 
 /// Where a blob's bytes come from.
 #[derive(Debug, Clone)]
@@ -88,7 +89,19 @@ pub struct PushReport {
     pub bytes_sent: u64,
 }
 
-fn display_all<S: serde::Serializer>(refs: &[Reference], s: S) -> Result<S::Ok, S::Error> {
+/// Push access to `repo` plus pull access to the repositories blobs are mounted from.
+pub(crate) fn push_scope(repo: &RepoRef, blobs: &[PushBlob]) -> Scope {
+    let mount_sources = blobs.iter().filter_map(|b| match &b.source {
+        BlobSource::Remote(src) if src.registry() == repo.registry() => Some(src.repository()),
+        _ => None,
+    });
+    Scope::push(repo.repository(), mount_sources)
+}
+
+pub(crate) fn display_all<S: serde::Serializer>(
+    refs: &[Reference],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_seq(refs.iter().map(ToString::to_string))
 }
 
@@ -119,16 +132,8 @@ impl Client {
                 actual: manifest_digest,
             });
         }
-        let mount_sources = blobs.iter().filter_map(|b| match &b.source {
-            BlobSource::Remote(src) if src.registry() == repo.registry() => Some(src.repository()),
-            _ => None,
-        });
-        let scope = Scope::push(repo.repository(), mount_sources);
-        let reports: Vec<BlobReport> = stream::iter(blobs)
-            .map(|blob| self.push_blob(repo, &scope, blob))
-            .buffered(self.max_concurrent_transfers)
-            .try_collect()
-            .await?;
+        let scope = push_scope(repo, &blobs);
+        let reports = self.push_blobs(repo, &scope, blobs).await?;
         let puts = refs
             .iter()
             .map(|r| self.put_manifest(repo, &scope, r, &manifest, &manifest_digest));
@@ -141,6 +146,20 @@ impl Client {
             blobs: reports,
             bytes_sent,
         })
+    }
+
+    /// Every blob in place in `repo`, in parallel (bounded by `max_concurrent_transfers`).
+    pub(crate) async fn push_blobs(
+        &self,
+        repo: &RepoRef,
+        scope: &Scope,
+        blobs: Vec<PushBlob>,
+    ) -> Result<Vec<BlobReport>, RegistryError> {
+        stream::iter(blobs)
+            .map(|blob| self.push_blob(repo, scope, blob))
+            .buffered(self.max_concurrent_transfers)
+            .try_collect()
+            .await
     }
 
     async fn push_blob(
@@ -175,120 +194,11 @@ impl Client {
                 BlobOutcome::Uploaded,
             ),
         };
-        let body = match &blob.source {
-            BlobSource::File(path) => ReqBody::File(path.clone()),
-            BlobSource::Bytes(bytes) => ReqBody::Bytes(bytes.clone()),
-            BlobSource::Remote(src) => {
-                ReqBody::Stream(self.copy_stream(src.clone(), blob.digest.clone(), blob.size))
-            }
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
-        let what = format!("upload of blob {}", blob.digest);
-        let sent = self
-            .transport
-            .send(Request {
-                method: Method::PUT,
-                registry: repo.registry(),
-                repository: repo.repository(),
-                target: Target::Url(location::with_digest(upload, &blob.digest)),
-                headers,
-                body,
-                scope,
-                what: &what,
-            })
-            .await?;
-        expect_created(repo, &sent, &what)?;
+        self.upload_blob(repo, scope, upload, &blob).await?;
         Ok(report(outcome, blob.size))
     }
 
-    /// `POST …/blobs/uploads/?mount=<digest>&from=<repo>`: `None` when mounted, else the
-    /// upload session the registry opened instead.
-    async fn mount(
-        &self,
-        repo: &RepoRef,
-        scope: &Scope,
-        digest: &Digest,
-        from: &RepoRef,
-    ) -> Result<Option<url::Url>, RegistryError> {
-        let query = format!("?mount={digest}&from={}", from.repository());
-        let sent = self.post_upload(repo, scope, &query).await?;
-        if sent.response.status() == StatusCode::CREATED {
-            return Ok(None);
-        }
-        upload_location(repo, &sent).map(Some)
-    }
-
-    /// Open an upload session; returns its URL.
-    async fn start_upload(
-        &self,
-        repo: &RepoRef,
-        scope: &Scope,
-        query: &str,
-    ) -> Result<url::Url, RegistryError> {
-        let sent = self.post_upload(repo, scope, query).await?;
-        upload_location(repo, &sent)
-    }
-
-    async fn post_upload(
-        &self,
-        repo: &RepoRef,
-        scope: &Scope,
-        query: &str,
-    ) -> Result<Sent, RegistryError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-        let sent = self
-            .transport
-            .send(Request {
-                method: Method::POST,
-                registry: repo.registry(),
-                repository: repo.repository(),
-                target: Target::Path(format!("/v2/{}/blobs/uploads/{query}", repo.repository())),
-                headers,
-                body: ReqBody::Empty,
-                scope,
-                what: "upload start",
-            })
-            .await?;
-        let status = sent.response.status();
-        if status != StatusCode::ACCEPTED && status != StatusCode::CREATED {
-            return Err(unexpected(repo, "POST", &sent));
-        }
-        Ok(sent)
-    }
-
-    /// A body factory that GETs the blob from `src` and checks size and digest as it streams.
-    fn copy_stream(
-        &self,
-        src: RepoRef,
-        digest: Digest,
-        size: u64,
-    ) -> crate::transport::body::StreamFactory {
-        let client = self.clone();
-        Box::new(
-            move || -> BoxFuture<'static, Result<reqwest::Body, RegistryError>> {
-                let (client, src, digest) = (client.clone(), src.clone(), digest.clone());
-                Box::pin(async move {
-                    let what = format!("blob {digest} of {src}");
-                    let sent = client
-                        .blob_get(&src, &digest, HeaderMap::new(), &what)
-                        .await?;
-                    Ok(reqwest::Body::wrap_stream(verifying(
-                        sent.response.bytes_stream(),
-                        digest,
-                        size,
-                    )))
-                })
-            },
-        )
-    }
-
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         repo: &RepoRef,
         scope: &Scope,
@@ -325,106 +235,7 @@ impl Client {
                 what: &what,
             })
             .await?;
-        expect_created(repo, &sent, &what)?;
+        expect_success(repo, &what, &sent)?;
         check_digest_header(sent.response.headers(), digest, &what)
-    }
-}
-
-/// Wrap a byte stream so it fails at the end if the bytes do not match `digest` and `size`
-/// (and as soon as there are too many), aborting the upload it feeds.
-fn verifying(
-    inner: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
-    digest: Digest,
-    size: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct State<S> {
-        inner: S,
-        hasher: Sha256,
-        seen: u64,
-        done: bool,
-    }
-    let state = State {
-        inner: Box::pin(inner),
-        hasher: Sha256::new(),
-        seen: 0,
-        done: false,
-    };
-    stream::unfold(state, move |mut st| {
-        let digest = digest.clone();
-        async move {
-            if st.done {
-                return None;
-            }
-            let bad = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
-            match st.inner.next().await {
-                Some(Ok(chunk)) => {
-                    st.seen += chunk.len() as u64;
-                    if st.seen > size {
-                        st.done = true;
-                        return Some((
-                            Err(bad(format!(
-                                "source blob {digest} is longer than {size} bytes"
-                            ))),
-                            st,
-                        ));
-                    }
-                    st.hasher.update(&chunk);
-                    Some((Ok(chunk), st))
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    Some((Err(std::io::Error::other(e)), st))
-                }
-                None => {
-                    st.done = true;
-                    let actual =
-                        Digest::from_sha256(std::mem::take(&mut st.hasher).finalize().into());
-                    if st.seen != size || actual != digest {
-                        return Some((
-                            Err(bad(format!(
-                                "source blob {digest} arrived as {actual} ({} bytes)",
-                                st.seen
-                            ))),
-                            st,
-                        ));
-                    }
-                    None
-                }
-            }
-        }
-    })
-}
-
-fn upload_location(repo: &RepoRef, sent: &Sent) -> Result<url::Url, RegistryError> {
-    let value = sent
-        .response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RegistryError::Protocol {
-            registry: repo.registry().to_owned(),
-            problem: "upload started without a Location header".into(),
-        })?;
-    location::resolve(&sent.url, value).map_err(|e| RegistryError::Protocol {
-        registry: repo.registry().to_owned(),
-        problem: format!("bad upload location {value:?}: {e}"),
-    })
-}
-
-fn expect_created(repo: &RepoRef, sent: &Sent, what: &str) -> Result<(), RegistryError> {
-    if sent.response.status().is_success() {
-        Ok(())
-    } else {
-        Err(unexpected(repo, what, sent))
-    }
-}
-
-fn unexpected(repo: &RepoRef, method: &str, sent: &Sent) -> RegistryError {
-    RegistryError::Status {
-        registry: repo.registry().to_owned(),
-        method: method.to_owned(),
-        path: sent.url.path().to_owned(),
-        status: sent.response.status().as_u16(),
-        detail: None,
     }
 }

@@ -2,12 +2,12 @@
 //!
 //! Hand-written rather than taken from a crate: the grammar is small, and the crates that parse it
 //! (`oci-distribution`, `docker_reference`) bring their own digest type and client; pyslip needs
-//! `layers::Digest` so a reference's digest is validated once, before it is used in a URL.
+//! `pyslip_digest::Digest` so a reference's digest is validated once, before it is used in a URL.
 
 use std::fmt;
 use std::str::FromStr;
 
-use layers::Digest;
+use pyslip_digest::Digest;
 
 /// The registry assumed when a reference names none.
 pub const DOCKER_HUB: &str = "docker.io";

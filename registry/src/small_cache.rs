@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 
 /// A directory of blobs named by the hex of their sha256.
 #[derive(Debug, Clone)]

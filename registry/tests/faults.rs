@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{env_or_fail, image, open_client, small_image};
-use layers::Digest;
+use pyslip_digest::Digest;
 use pyslip_registry::testing::{FaultServer, Route};
 use pyslip_registry::{
     BlobOutcome, BlobSource, Descriptor, ManifestToPush, Platform, PushBlob, Reference,

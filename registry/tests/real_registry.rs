@@ -18,9 +18,12 @@ async fn pull_oci_index_picks_platform_and_skips_attestation() {
         assert_eq!(image.manifest_media_type, media_types::OCI_MANIFEST);
         assert_eq!(image.config.architecture().to_string(), arch);
         assert_eq!(image.config.rootfs().diff_ids().len(), image.layers.len());
-        assert_eq!(layers::Digest::of(&image.manifest_bytes), image.digest);
         assert_eq!(
-            layers::Digest::of(&image.config_bytes),
+            pyslip_digest::Digest::of(&image.manifest_bytes),
+            image.digest
+        );
+        assert_eq!(
+            pyslip_digest::Digest::of(&image.config_bytes),
             image.config_descriptor.digest
         );
     }
@@ -72,7 +75,7 @@ async fn fetch_blob_writes_verified_layer() {
     let dest = dir.path().join("layer.tar.gz");
     client.fetch_blob(&image.repo, layer, &dest).await.unwrap();
     let bytes = fs_err::read(&dest).unwrap();
-    assert_eq!(layers::Digest::of(&bytes), layer.digest);
+    assert_eq!(pyslip_digest::Digest::of(&bytes), layer.digest);
     assert_eq!(
         fs_err::read_dir(dir.path()).unwrap().count(),
         1,

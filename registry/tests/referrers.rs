@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use common::{bytes_blob, env_or_fail, open_client, small_image, unique_repo};
-use layers::Digest;
+use pyslip_digest::Digest;
 use pyslip_registry::testing::FaultServer;
 use pyslip_registry::{
     Client, ManifestToPush, PushBlob, ReferrerDescriptor, ReferrersVia, RepoRef, fallback_tag,

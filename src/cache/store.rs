@@ -186,13 +186,6 @@ impl Cache {
         self.blobs_dir().join(digest.hex())
     }
 
-    /// The blob's size when it is in the cache.
-    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        fs_err::metadata(self.blob_path(digest))
-            .ok()
-            .map(|m| m.len())
-    }
-
     /// Whether the blob is in the cache and hashes to its name; a corrupt one is removed (and
     /// reported), so the caller fetches it anew.
     pub fn verify_blob(&self, digest: &Digest) -> Result<bool, CacheError> {
@@ -317,7 +310,12 @@ mod tests {
         assert_eq!(digest, Digest::of(b"hello"));
         assert!(cache.verify_blob(&digest).expect("verify"));
         assert!(!cache.verify_blob(&Digest::of(b"absent")).expect("verify"));
-        assert_eq!(cache.blob_size(&digest), Some(5));
+        assert_eq!(
+            fs_err::metadata(cache.blob_path(&digest))
+                .map(|m| m.len())
+                .ok(),
+            Some(5)
+        );
     }
 
     #[test]

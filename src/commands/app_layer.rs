@@ -9,7 +9,7 @@ use layers::{EntryKind, FileSource, LayerEntry, LayerOptions, WrittenLayer};
 use pyslip_plan::{BuildPlan, FileKind};
 
 use crate::cache::Cache;
-use crate::image::ImageSettings;
+use pyslip_image::ImageSettings;
 
 /// History line of the app layer.
 pub const HISTORY: &str = "pyslip: COPY . /app";

@@ -1,96 +1,16 @@
 //! `pyslip build`: plan → base → layers → config → outputs.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
 use layers::{LayerOptions, WrittenLayer};
 use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
+use crate::commands::outputs::{self, Requested};
 use crate::commands::{
-    UserError, app_layer, deps, layer_inputs, outputs, plan_overrides, python_choice, report, sbom,
+    app_layer, deps, layer_inputs, plan_overrides, python_choice, report, sbom,
 };
-use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
-
-/// What the user asked to be written.
-pub struct Requested {
-    /// Every `-t` reference, parsed.
-    pub tags: Vec<Reference>,
-    /// `--push`.
-    pub push: bool,
-    /// `--tar FILE`.
-    pub tar: Option<PathBuf>,
-    /// `--oci-layout DIR`.
-    pub layout: Option<PathBuf>,
-}
-
-impl Requested {
-    /// Validate the output flags before any work is done.
-    fn from_args(args: &BuildArgs) -> Result<Self> {
-        if !args.push && args.tar.is_none() && args.oci_layout.is_none() {
-            return Err(UserError::new(
-                "no output requested: the image would be built and thrown away",
-                "add --push (with -t REF), --tar FILE or --oci-layout DIR; several may be combined",
-            )
-            .into());
-        }
-        let tags = args
-            .tags
-            .iter()
-            .map(|t| Reference::parse(t).with_context(|| format!("-t {t}")))
-            .collect::<Result<Vec<_>>>()?;
-        if args.push && tags.is_empty() {
-            return Err(UserError::new(
-                "--push needs a reference to push to",
-                "add -t REGISTRY/REPOSITORY:TAG (repeatable)",
-            )
-            .into());
-        }
-        if let Some(tagged) = tags.iter().find(|t| t.digest().is_some()) {
-            return Err(UserError::new(
-                format!("-t {tagged}: a tag cannot name a digest"),
-                "give -t REGISTRY/REPOSITORY:TAG; the digest is computed by the build",
-            )
-            .into());
-        }
-        if let Some(tar) = &args.tar {
-            let parent = tar
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                return Err(UserError::new(
-                    format!(
-                        "--tar {}: the directory {} does not exist",
-                        tar.display(),
-                        parent.display()
-                    ),
-                    "create the directory first, or write the tarball somewhere else",
-                )
-                .into());
-            }
-            if tar.is_dir() {
-                return Err(UserError::new(
-                    format!("--tar {} is a directory", tar.display()),
-                    "give a file name, e.g. --tar image.tar (for a directory use --oci-layout DIR)",
-                )
-                .into());
-            }
-        }
-        Ok(Self {
-            tags,
-            push: args.push,
-            tar: args.tar.clone(),
-            layout: args.oci_layout.clone(),
-        })
-    }
-
-    /// The output paths of this build, so the app layer never ships them.
-    fn paths(&self) -> Vec<PathBuf> {
-        self.tar.iter().chain(self.layout.iter()).cloned().collect()
-    }
-}
+use pyslip_image::{Artifact, BlobRef, LayerOrigin, NewLayer};
 
 /// Run `pyslip build`.
 pub fn run(args: BuildArgs) -> Result<()> {
@@ -114,7 +34,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let _sweep = cache.sweep_in_background();
     let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let created = image::created_timestamp(epoch.as_deref())?;
+    let created = pyslip_image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
         .as_deref()
         .and_then(|e| e.trim().parse::<u64>().ok())
@@ -254,15 +174,15 @@ pub fn run(args: BuildArgs) -> Result<()> {
             ),
         ]
         .into();
-        let parts = image::assemble(
+        let image = pyslip_image::assemble(
             &pulled.config_bytes,
             &base_layers,
             &new_layers,
             &settings,
             annotations,
         )?;
-        cache.write_blob(&parts.config)?;
-        cache.write_blob(&parts.manifest)?;
+        cache.write_blob(&image.config)?;
+        cache.write_blob(&image.manifest)?;
 
         let made_sbom = match &sbom_request {
             Some(request) => {
@@ -270,7 +190,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 let ctx = sbom::SbomContext {
                     dir: &dir,
                     plan: &plan,
-                    image: &parts,
+                    image: &image,
                     new_layers: &new_layers,
                     base: &pulled,
                     platform: platform.to_string(),
@@ -281,12 +201,13 @@ pub fn run(args: BuildArgs) -> Result<()> {
             None => None,
         };
         printer.step("writing outputs");
+        let artifact = Artifact::Image(image.clone());
         let mut written =
-            outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
+            outputs::write_all(&client, &cache, &requested, &artifact, &pulled, &printer).await?;
         if let Some(made) = &made_sbom {
-            written.sbom = Some(sbom::attach(&client, made, &parts, &written, &printer).await?);
+            written.sbom = Some(sbom::attach(&client, made, &image, &written, &printer).await?);
         }
-        printer.finish(&parts, &written)
+        printer.finish(&artifact, &written)
     })
 }
 
@@ -298,7 +219,7 @@ fn new_layer(
 ) -> NewLayer {
     NewLayer {
         blob: BlobRef {
-            media_type: image::OCI_LAYER_GZIP.to_owned(),
+            media_type: pyslip_registry::media_types::OCI_LAYER_GZIP.to_owned(),
             digest: layer.digest.clone(),
             size: layer.size,
         },

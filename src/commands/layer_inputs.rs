@@ -16,8 +16,7 @@ use pyslip_registry::Platform;
 use serde_json::{Map, Value, json};
 
 use crate::commands::inspect::{INPUTS_ANNOTATION, ORIGIN_ANNOTATION};
-use crate::commands::report::origin_name;
-use crate::image::{LayerOrigin, NewLayer};
+use pyslip_image::{LayerOrigin, NewLayer};
 
 /// `uv <version>`, `uv (--uv PATH)` or `pip (the image's)`.
 fn installer(plan: &BuildPlan, uv_override: bool) -> String {
@@ -67,10 +66,8 @@ pub fn annotate(
             }
             LayerOrigin::App | LayerOrigin::Base => inputs = Value::Null,
         }
-        let mut annotations = BTreeMap::from([(
-            ORIGIN_ANNOTATION.to_owned(),
-            origin_name(layer.origin).to_owned(),
-        )]);
+        let mut annotations =
+            BTreeMap::from([(ORIGIN_ANNOTATION.to_owned(), layer.origin.name().to_owned())]);
         if !inputs.is_null() {
             annotations.insert(INPUTS_ANNOTATION.to_owned(), inputs.to_string());
         }

@@ -74,6 +74,11 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<UserError>() {
             return Some(e.hint.clone());
         }
+        if let Some(e) = cause.downcast_ref::<pyslip_image::ImageError>()
+            && let Some(hint) = e.hint()
+        {
+            return Some(hint);
+        }
         if let Some(e) = cause.downcast_ref::<pyslip_registry::RegistryError>() {
             return e.hint();
         }

@@ -1,30 +1,96 @@
 //! Sending the finished image to every requested output: registries, tarball, OCI layout.
+//! The writing itself is the image crate's sinks; here: which outputs, from which flags, and
+//! progress lines as each one is done.
 
-use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use pyslip_registry::{
-    BlobSource, Client, ManifestToPush, PulledImage, PushBlob, PushReport, Reference,
-};
+use pyslip_image::sink::{layout, remote, tarball};
+use pyslip_image::{Artifact, LocalBlobs};
+use pyslip_registry::{Client, Platform, PulledImage, Reference};
 
 use crate::cache::Cache;
-use crate::commands::build::Requested;
-use crate::commands::report::Printer;
-use crate::image::{ImageParts, LayerOrigin, OCI_MANIFEST};
-use crate::output::{layout, tarball};
+use crate::cli::BuildArgs;
+use crate::commands::UserError;
+use crate::commands::report::{Printer, Written};
 
-/// What was written.
-#[derive(Debug, Default)]
-pub struct Written {
-    /// One push report per target repository, with the references pushed there.
-    pub pushes: Vec<(Vec<String>, PushReport)>,
-    /// The tarball written.
-    pub tar: Option<std::path::PathBuf>,
-    /// The OCI layout written.
-    pub layout: Option<std::path::PathBuf>,
-    /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
-    pub sbom: Option<serde_json::Value>,
+/// What the user asked to be written.
+pub struct Requested {
+    /// Every `-t` reference, parsed.
+    pub tags: Vec<Reference>,
+    /// `--push`.
+    pub push: bool,
+    /// `--tar FILE`.
+    pub tar: Option<PathBuf>,
+    /// `--oci-layout DIR`.
+    pub layout: Option<PathBuf>,
+}
+
+impl Requested {
+    /// Validate the output flags before any work is done.
+    pub fn from_args(args: &BuildArgs) -> Result<Self> {
+        if !args.push && args.tar.is_none() && args.oci_layout.is_none() {
+            return Err(UserError::new(
+                "no output requested: the image would be built and thrown away",
+                "add --push (with -t REF), --tar FILE or --oci-layout DIR; several may be combined",
+            )
+            .into());
+        }
+        let tags = args
+            .tags
+            .iter()
+            .map(|t| Reference::parse(t).with_context(|| format!("-t {t}")))
+            .collect::<Result<Vec<_>>>()?;
+        if args.push && tags.is_empty() {
+            return Err(UserError::new(
+                "--push needs a reference to push to",
+                "add -t REGISTRY/REPOSITORY:TAG (repeatable)",
+            )
+            .into());
+        }
+        if let Some(tagged) = tags.iter().find(|t| t.digest().is_some()) {
+            return Err(UserError::new(
+                format!("-t {tagged}: a tag cannot name a digest"),
+                "give -t REGISTRY/REPOSITORY:TAG; the digest is computed by the build",
+            )
+            .into());
+        }
+        if let Some(tar) = &args.tar {
+            let parent = tar
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(UserError::new(
+                    format!(
+                        "--tar {}: the directory {} does not exist",
+                        tar.display(),
+                        parent.display()
+                    ),
+                    "create the directory first, or write the tarball somewhere else",
+                )
+                .into());
+            }
+            if tar.is_dir() {
+                return Err(UserError::new(
+                    format!("--tar {} is a directory", tar.display()),
+                    "give a file name, e.g. --tar image.tar (for a directory use --oci-layout DIR)",
+                )
+                .into());
+            }
+        }
+        Ok(Self {
+            tags,
+            push: args.push,
+            tar: args.tar.clone(),
+            layout: args.oci_layout.clone(),
+        })
+    }
+
+    /// The output paths of this build, so the app layer never ships them.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.tar.iter().chain(self.layout.iter()).cloned().collect()
+    }
 }
 
 /// Write every requested output; an error in any of them fails the build.
@@ -32,41 +98,44 @@ pub async fn write_all(
     client: &Client,
     cache: &Cache,
     requested: &Requested,
-    image: &ImageParts,
+    artifact: &Artifact,
     base: &PulledImage,
     printer: &Printer,
 ) -> Result<Written> {
     let mut written = Written::default();
     let refs: Vec<String> = requested.tags.iter().map(ToString::to_string).collect();
+    let local = LocalBlobs::new(cache.blobs_dir());
     if requested.push {
-        for (first, rest) in group_by_repository(&requested.tags) {
+        for (first, rest) in remote::group_by_repository(&requested.tags) {
             let _step = pyslip_lifecycle::interrupt::enter_step(&format!("pushing {first}"));
-            let report = push(client, cache, image, base, &first, &rest).await?;
-            let mut pushed = vec![first.to_string()];
-            for tag in &rest {
-                pushed.push(first.with_tag(tag)?.to_string());
-            }
-            printer.pushed(&pushed, &report);
-            written.pushes.push((pushed, report));
+            let pushed = remote::push(client, artifact, &local, &base.repo, &first, &rest)
+                .await
+                .with_context(|| format!("pushing to {first}"))?;
+            printer.pushed(&pushed);
+            written.pushes.push(pushed);
         }
     }
     if requested.tar.is_some() || requested.layout.is_some() {
         super::base::fetch_layers(client, cache, base).await?;
     }
     if let Some(dest) = &requested.tar {
-        let (dest, image, cache, refs) = (dest.clone(), image.clone(), cache.clone(), refs.clone());
+        let (dest, artifact, local, refs) =
+            (dest.clone(), artifact.clone(), local.clone(), refs.clone());
         let path = dest.clone();
-        tokio::task::spawn_blocking(move || tarball::write(&dest, &image, &cache, &refs))
-            .await
-            .context("tarball task failed")?
-            .with_context(|| format!("writing --tar {}", path.display()))?;
+        tokio::task::spawn_blocking(move || {
+            tarball::write(&dest, &artifact, &local, &refs, &Platform::host())
+        })
+        .await
+        .context("tarball task failed")?
+        .with_context(|| format!("writing --tar {}", path.display()))?;
         printer.wrote("tarball", &path);
         written.tar = Some(path);
     }
     if let Some(dir) = &requested.layout {
-        let (dir, image, cache, refs) = (dir.clone(), image.clone(), cache.clone(), refs.clone());
+        let (dir, artifact, local, refs) =
+            (dir.clone(), artifact.clone(), local.clone(), refs.clone());
         let path = dir.clone();
-        tokio::task::spawn_blocking(move || layout::write(&dir, &image, &cache, &refs))
+        tokio::task::spawn_blocking(move || layout::write(&dir, &artifact, &local, &refs))
             .await
             .context("OCI layout task failed")?
             .with_context(|| format!("writing --oci-layout {}", path.display()))?;
@@ -74,67 +143,4 @@ pub async fn write_all(
         written.layout = Some(path);
     }
     Ok(written)
-}
-
-/// Tags grouped by repository: the first reference of each repository and the other tags.
-fn group_by_repository(tags: &[Reference]) -> Vec<(Reference, Vec<String>)> {
-    let mut groups: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
-    let mut order = Vec::new();
-    for tag in tags {
-        let key = format!("{}/{}", tag.registry(), tag.repository());
-        match groups.get_mut(&key) {
-            Some((_, rest)) => rest.push(tag.tag().unwrap_or("latest").to_owned()),
-            None => {
-                order.push(key.clone());
-                groups.insert(key, (tag.clone(), Vec::new()));
-            }
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|k| groups.remove(&k))
-        .collect()
-}
-
-async fn push(
-    client: &Client,
-    cache: &Cache,
-    image: &ImageParts,
-    base: &PulledImage,
-    target: &Reference,
-    extra_tags: &[String],
-) -> Result<PushReport> {
-    let mut blobs = Vec::new();
-    for layer in &image.layers {
-        let (blob, origin) = (&layer.blob, layer.origin);
-        // Base layers are mounted (same registry) or streamed from the base's registry; a copy
-        // in the cache (left by a local output) saves that download when the registries differ.
-        let cached = cache.blob_size(&blob.digest) == Some(blob.size);
-        let source = match origin {
-            LayerOrigin::Base if !cached || target.registry() == base.repo.registry() => {
-                BlobSource::Remote(base.repo.clone())
-            }
-            _ => BlobSource::File(cache.blob_path(&blob.digest)),
-        };
-        blobs.push(PushBlob {
-            digest: blob.digest.clone(),
-            size: blob.size,
-            media_type: blob.media_type.clone(),
-            source,
-        });
-    }
-    blobs.push(PushBlob {
-        digest: image.config_blob.digest.clone(),
-        size: image.config_blob.size,
-        media_type: image.config_blob.media_type.clone(),
-        source: BlobSource::Bytes(Bytes::from(image.config.clone())),
-    });
-    let manifest = ManifestToPush {
-        media_type: OCI_MANIFEST.to_owned(),
-        bytes: Bytes::from(image.manifest.clone()),
-    };
-    client
-        .push(target, extra_tags, blobs, manifest)
-        .await
-        .with_context(|| format!("pushing to {target}"))
 }

@@ -5,11 +5,23 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 
 use layers::Digest;
-use pyslip_registry::{BlobOutcome, PushReport, Reference};
+use pyslip_image::sink::remote::Pushed;
+use pyslip_image::{Artifact, Image, LayerOrigin};
+use pyslip_registry::{BlobOutcome, Reference};
 use serde_json::{Value, json};
 
-use crate::commands::outputs::Written;
-use crate::image::{ImageParts, LayerOrigin};
+/// What a build wrote, for the final report.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// One push per target repository.
+    pub pushes: Vec<Pushed>,
+    /// The tarball written.
+    pub tar: Option<std::path::PathBuf>,
+    /// The OCI layout written.
+    pub layout: Option<std::path::PathBuf>,
+    /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
+    pub sbom: Option<serde_json::Value>,
+}
 
 /// Prints progress and the result.
 pub struct Printer {
@@ -75,25 +87,25 @@ impl Printer {
         let what = if reused { "reused" } else { "new" };
         self.line(&format!(
             "layer   {:<5} {} {:>10}  {what}",
-            origin_name(origin),
+            origin.name(),
             short(digest),
             human_size(size)
         ));
     }
 
     /// A push finished.
-    pub fn pushed(&self, refs: &[String], report: &PushReport) {
-        for blob in &report.blobs {
+    pub fn pushed(&self, pushed: &Pushed) {
+        for blob in pushed.blobs() {
             self.line(&format!(
                 "push    {} {}",
                 short(&blob.digest),
                 outcome_name(blob.outcome)
             ));
         }
-        let counts = counts(report);
+        let counts = counts(pushed);
         self.line(&format!(
             "pushed  {} ({} uploaded, {} mounted, {} copied, {} present; {} sent)",
-            refs.join(", "),
+            pushed.refs().join(", "),
             counts.uploaded,
             counts.mounted,
             counts.copied,
@@ -113,21 +125,17 @@ impl Printer {
     }
 
     /// The final report: a line naming the digest, or the JSON object.
-    pub fn finish(&self, image: &ImageParts, written: &Written) -> anyhow::Result<()> {
+    pub fn finish(&self, artifact: &Artifact, written: &Written) -> anyhow::Result<()> {
         if let Some(bar) = &self.spinner {
             bar.finish_and_clear();
         }
         if self.json {
-            return super::print_stdout(&format!("{}\n", json_report(image, written)));
+            return super::print_stdout(&format!("{}\n", json_report(artifact, written)));
         }
-        let mut targets: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
+        let mut targets: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
         targets.extend(written.tar.iter().map(|p| p.display().to_string()));
         targets.extend(written.layout.iter().map(|p| p.display().to_string()));
-        super::print_stdout(&format!(
-            "{} {}\n",
-            image.manifest_digest,
-            targets.join(" ")
-        ))
+        super::print_stdout(&format!("{} {}\n", artifact.digest(), targets.join(" ")))
     }
 }
 
@@ -149,9 +157,9 @@ struct Counts {
     bytes_sent: u64,
 }
 
-fn counts(report: &PushReport) -> Counts {
+fn counts(pushed: &Pushed) -> Counts {
     let mut c = Counts::default();
-    for blob in &report.blobs {
+    for blob in pushed.blobs() {
         c.bytes_sent += blob.bytes_sent;
         match blob.outcome {
             BlobOutcome::Uploaded => c.uploaded += 1,
@@ -163,36 +171,16 @@ fn counts(report: &PushReport) -> Counts {
     c
 }
 
-fn json_report(image: &ImageParts, written: &Written) -> Value {
-    let first_push = written.pushes.first().map(|(_, r)| r);
-    let layers: Vec<Value> = image
-        .layers
-        .iter()
-        .map(|l| {
-            let (blob, origin) = (&l.blob, &l.origin);
-            let pushed = first_push.and_then(|r| {
-                r.blobs
-                    .iter()
-                    .find(|b| b.digest == blob.digest)
-                    .map(|b| outcome_name(b.outcome))
-            });
-            let mut layer = json!({
-                "digest": blob.digest.to_string(),
-                "size": blob.size,
-                "origin": origin_name(*origin),
-                "reused": l.reused,
-            });
-            if let Some(p) = pushed {
-                layer["pushed"] = json!(p);
-            }
-            layer
-        })
-        .collect();
-    let refs: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
+/// The `--json` object. One platform: the image's digest, config and layers. Several: the
+/// index's digest, the first image's config and layers, and `platforms` with each image's.
+fn json_report(artifact: &Artifact, written: &Written) -> Value {
+    let first_push = written.pushes.first();
+    let images = artifact.images();
+    let refs: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
     let push = (!written.pushes.is_empty()).then(|| {
         let mut total = Counts::default();
-        for (_, report) in &written.pushes {
-            let c = counts(report);
+        for pushed in &written.pushes {
+            let c = counts(pushed);
             total.uploaded += c.uploaded;
             total.mounted += c.mounted;
             total.copied += c.copied;
@@ -207,27 +195,56 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
             "blob_bytes_sent": total.bytes_sent,
         })
     });
-    json!({
-        "digest": image.manifest_digest.to_string(),
+    let mut report = json!({
+        "digest": artifact.digest().to_string(),
         "refs": refs,
-        "config": image.config_blob.digest.to_string(),
-        "layers": layers,
+        "config": images[0].config_blob.digest.to_string(),
+        "layers": json_layers(&images[0], first_push),
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
         "sbom": written.sbom,
-    })
+    });
+    if let Artifact::Index(_) = artifact {
+        report["platforms"] = images
+            .iter()
+            .map(|image| {
+                json!({
+                    "platform": image.platform.to_string(),
+                    "digest": image.manifest_digest.to_string(),
+                    "config": image.config_blob.digest.to_string(),
+                    "layers": json_layers(image, first_push),
+                })
+            })
+            .collect();
+    }
+    report
 }
 
-/// `base`, `deps`, `project`, `static`, `app`: the name of a layer origin in reports.
-pub fn origin_name(origin: LayerOrigin) -> &'static str {
-    match origin {
-        LayerOrigin::Base => "base",
-        LayerOrigin::Deps => "deps",
-        LayerOrigin::Project => "project",
-        LayerOrigin::Static => "static",
-        LayerOrigin::App => "app",
-    }
+fn json_layers(image: &Image, first_push: Option<&Pushed>) -> Vec<Value> {
+    image
+        .layers
+        .iter()
+        .map(|l| {
+            let blob = &l.blob;
+            let pushed = first_push.and_then(|p| {
+                p.blobs()
+                    .into_iter()
+                    .find(|b| b.digest == blob.digest)
+                    .map(|b| outcome_name(b.outcome))
+            });
+            let mut layer = json!({
+                "digest": blob.digest.to_string(),
+                "size": blob.size,
+                "origin": l.origin.name(),
+                "reused": l.reused,
+            });
+            if let Some(p) = pushed {
+                layer["pushed"] = json!(p);
+            }
+            layer
+        })
+        .collect()
 }
 
 fn outcome_name(outcome: BlobOutcome) -> &'static str {

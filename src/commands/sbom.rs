@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, SbomFormat};
 use crate::commands::UserError;
-use crate::commands::outputs::Written;
 use crate::commands::report::Printer;
-use crate::commands::report::origin_name;
-use crate::image::{ImageParts, NewLayer, OCI_MANIFEST};
+use crate::commands::report::Written;
+use pyslip_image::{Image, NewLayer};
+use pyslip_registry::media_types::OCI_MANIFEST;
 
 /// What `--sbom` and `--sbom-format` ask for.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ pub struct SbomContext<'a> {
     /// The plan.
     pub plan: &'a BuildPlan,
     /// The finished image.
-    pub image: &'a ImageParts,
+    pub image: &'a Image,
     /// pyslip's layers (for their history lines).
     pub new_layers: &'a [NewLayer],
     /// The base image.
@@ -134,7 +134,7 @@ pub async fn make(
                 digest: l.blob.digest.clone(),
                 media_type: l.blob.media_type.clone(),
                 size: l.blob.size,
-                origin: origin_name(l.origin).to_owned(),
+                origin: l.origin.name().to_owned(),
                 created_by,
             };
             (info, cache.blob_path(&l.blob.digest))
@@ -216,7 +216,7 @@ fn referrer_descriptor(artifact: &Artifact) -> ReferrerDescriptor {
 pub async fn attach(
     client: &Client,
     sbom: &Sbom,
-    image: &ImageParts,
+    image: &Image,
     written: &Written,
     printer: &Printer,
 ) -> Result<Value> {
@@ -230,7 +230,8 @@ pub async fn attach(
         ),
     );
     let mut referrers = Vec::new();
-    for (refs, _) in &written.pushes {
+    for pushed in &written.pushes {
+        let refs = pushed.refs();
         let Some(first) = refs.first() else { continue };
         let repo = Reference::parse(first)?.repo().clone();
         let blobs = artifact
@@ -307,12 +308,15 @@ fn add_to_layout(dir: &Path, artifact: &Artifact) -> Result<()> {
             write_file_atomic(&dest, bytes)?;
         }
     }
-    let index_path = dir.join("index.json");
-    let index = fs_err::read(&index_path)?;
-    if let Some(updated) = pyslip_sbom::referrer::add_to_layout_index(&index, artifact)
-        .with_context(|| format!("adding the SBOM to {}", index_path.display()))?
-    {
-        write_file_atomic(&index_path, &updated)?;
-    }
-    Ok(())
+    // Under the layout's lock, like every change of its index.json.
+    pyslip_image::sink::layout::locked(dir, || -> Result<()> {
+        let index_path = dir.join("index.json");
+        let index = fs_err::read(&index_path)?;
+        if let Some(updated) = pyslip_sbom::referrer::add_to_layout_index(&index, artifact)
+            .with_context(|| format!("adding the SBOM to {}", index_path.display()))?
+        {
+            write_file_atomic(&index_path, &updated)?;
+        }
+        Ok(())
+    })?
 }

@@ -9,6 +9,7 @@ mod deps_cache;
 mod disk;
 mod errors;
 mod interrupt;
+mod layout;
 mod no_namespaces;
 mod plan_cli;
 mod registry_auth;

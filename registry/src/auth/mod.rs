@@ -42,6 +42,11 @@ impl Scope {
         Self(scopes)
     }
 
+    /// No access at all (requests that never carry credentials).
+    pub(crate) fn none() -> Self {
+        Self(Vec::new())
+    }
+
     /// The individual scope strings (each sent as its own `scope=` parameter).
     pub fn items(&self) -> &[String] {
         &self.0

@@ -1,12 +1,12 @@
-//! A minimal in-memory OCI registry: blobs (with `Range`), monolithic uploads, cross-repo mounts,
-//! manifests by tag and digest. Enough for the client's own tests; not a conformance target.
+//! A minimal in-memory OCI registry: blobs (with `Range`), upload sessions (monolithic `PUT`, or
+//! `PATCH` with `Content-Range` then `PUT`), cross-repo mounts, manifests by tag and digest. Enough for the client's own tests; not a conformance target.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 
 /// A response before faults are applied.
 #[derive(Debug, Clone)]
@@ -27,6 +27,16 @@ impl Reply {
 
     pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Rewrite the value of every header called `name`.
+    pub(crate) fn map_header(mut self, name: &str, f: impl Fn(&str) -> String) -> Self {
+        for (n, v) in &mut self.headers {
+            if n.eq_ignore_ascii_case(name) {
+                *v = f(v);
+            }
+        }
         self
     }
 
@@ -51,6 +61,8 @@ struct Store {
     repo_blobs: HashMap<String, HashSet<Digest>>,
     /// (repository, tag or digest) → (media type, body).
     manifests: HashMap<(String, String), (String, Bytes)>,
+    /// Open upload sessions: id → bytes received so far.
+    sessions: HashMap<String, Vec<u8>>,
 }
 
 /// The in-memory registry.
@@ -59,6 +71,7 @@ pub(crate) struct Memory {
     store: Mutex<Store>,
     next_upload: AtomicU64,
     refuse_mounts: bool,
+    ignore_range: bool,
     /// The referrers API, when enabled.
     referrers: Option<super::referrers::ReferrersIndex>,
 }
@@ -72,9 +85,10 @@ pub(crate) fn split_path<'a>(path: &'a str, kind: &str) -> Option<(&'a str, &'a 
 }
 
 impl Memory {
-    pub(crate) fn new(refuse_mounts: bool, referrers_api: bool) -> Self {
+    pub(crate) fn new(refuse_mounts: bool, ignore_range: bool, referrers_api: bool) -> Self {
         Self {
             refuse_mounts,
+            ignore_range,
             referrers: referrers_api.then(super::referrers::ReferrersIndex::default),
             ..Self::default()
         }
@@ -147,7 +161,7 @@ impl Memory {
             .collect();
         if let Some((repo, rest)) = split_path(path, "blobs") {
             if let Some(id) = rest.strip_prefix("uploads/") {
-                return self.upload(method, repo, id, &params, body);
+                return self.upload(method, repo, id, &params, headers, body);
             }
             let Ok(digest) = Digest::parse(rest) else {
                 return Reply::error(400, "DIGEST_INVALID", "bad digest");
@@ -189,7 +203,8 @@ impl Memory {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("bytes="))
             .and_then(|v| v.split('-').next())
-            .and_then(|v| v.parse::<usize>().ok());
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|_| !self.ignore_range);
         match start {
             Some(start) if start < bytes.len() => {
                 let mut reply = base.header(
@@ -210,45 +225,106 @@ impl Memory {
         repo: &str,
         id: &str,
         params: &HashMap<String, String>,
+        headers: &reqwest::header::HeaderMap,
         body: Bytes,
     ) -> Reply {
         match (method, id) {
-            ("POST", "") => {
-                if let (Some(mount), Some(from)) = (params.get("mount"), params.get("from"))
-                    && let Ok(digest) = Digest::parse(mount)
-                    && !self.refuse_mounts
-                    && self.has_blob(from, &digest)
-                    && let Ok(mut s) = self.store.lock()
-                {
-                    s.repo_blobs
-                        .entry(repo.to_owned())
-                        .or_default()
-                        .insert(digest.clone());
-                    return Reply::new(201)
-                        .header("location", format!("/v2/{repo}/blobs/{digest}"))
-                        .header("docker-content-digest", digest.to_string());
-                }
-                let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
-                // A relative Location that already has a query, like distribution's `_state`.
-                Reply::new(202).header(
-                    "location",
-                    format!("/v2/{repo}/blobs/uploads/u{n}?_state=s{n}"),
-                )
-            }
-            ("PUT", id) if !id.is_empty() => {
-                let Some(digest) = params.get("digest").and_then(|d| Digest::parse(d).ok()) else {
-                    return Reply::error(400, "DIGEST_INVALID", "missing digest");
-                };
-                if Digest::of(&body) != digest {
-                    return Reply::error(400, "DIGEST_INVALID", "digest does not match content");
-                }
-                self.put_blob(repo, body);
-                Reply::new(201)
-                    .header("location", format!("/v2/{repo}/blobs/{digest}"))
-                    .header("docker-content-digest", digest.to_string())
-            }
+            ("POST", "") => self.start_upload(repo, params),
+            ("PATCH", id) if !id.is_empty() => self.patch_upload(repo, id, headers, &body),
+            ("PUT", id) if !id.is_empty() => self.finish_upload(repo, id, params, &body),
             _ => Reply::error(405, "UNSUPPORTED", "unsupported upload operation"),
         }
+    }
+
+    fn start_upload(&self, repo: &str, params: &HashMap<String, String>) -> Reply {
+        if let (Some(mount), Some(from)) = (params.get("mount"), params.get("from"))
+            && let Ok(digest) = Digest::parse(mount)
+            && !self.refuse_mounts
+            && self.has_blob(from, &digest)
+            && let Ok(mut s) = self.store.lock()
+        {
+            s.repo_blobs
+                .entry(repo.to_owned())
+                .or_default()
+                .insert(digest.clone());
+            return Reply::new(201)
+                .header("location", format!("/v2/{repo}/blobs/{digest}"))
+                .header("docker-content-digest", digest.to_string());
+        }
+        let n = self.next_upload.fetch_add(1, Ordering::Relaxed);
+        let id = format!("u{n}");
+        if let Ok(mut s) = self.store.lock() {
+            s.sessions.insert(id.clone(), Vec::new());
+        }
+        // A relative Location that already has a query, like distribution's `_state`.
+        Reply::new(202).header(
+            "location",
+            format!("/v2/{repo}/blobs/uploads/{id}?_state=s{n}"),
+        )
+    }
+
+    /// Append a chunk; like distribution, a `Content-Range` that does not start where the
+    /// session ends (or does not match the body's length) is answered 416.
+    fn patch_upload(
+        &self,
+        repo: &str,
+        id: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Reply {
+        let range = headers
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+        let Ok(mut s) = self.store.lock() else {
+            return Reply::error(500, "UNKNOWN", "lock poisoned");
+        };
+        let Some(data) = s.sessions.get_mut(id) else {
+            return Reply::error(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown");
+        };
+        if let Some((start, end)) = range
+            && (start != data.len() || end + 1 != start + body.len())
+        {
+            return Reply::new(416).header("range", format!("0-{}", data.len().saturating_sub(1)));
+        }
+        data.extend_from_slice(body);
+        let end = data.len().saturating_sub(1);
+        // A fresh `_state`, as distribution answers each chunk.
+        Reply::new(202)
+            .header(
+                "location",
+                format!("/v2/{repo}/blobs/uploads/{id}?_state={id}-{}", data.len()),
+            )
+            .header("range", format!("0-{end}"))
+    }
+
+    fn finish_upload(
+        &self,
+        repo: &str,
+        id: &str,
+        params: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Reply {
+        let Some(digest) = params.get("digest").and_then(|d| Digest::parse(d).ok()) else {
+            return Reply::error(400, "DIGEST_INVALID", "missing digest");
+        };
+        let Some(mut data) = self
+            .store
+            .lock()
+            .ok()
+            .and_then(|mut s| s.sessions.remove(id))
+        else {
+            return Reply::error(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown");
+        };
+        data.extend_from_slice(body);
+        if Digest::of(&data) != digest {
+            return Reply::error(400, "DIGEST_INVALID", "digest does not match content");
+        }
+        self.put_blob(repo, data.into());
+        Reply::new(201)
+            .header("location", format!("/v2/{repo}/blobs/{digest}"))
+            .header("docker-content-digest", digest.to_string())
     }
 
     fn manifest(

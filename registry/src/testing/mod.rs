@@ -1,7 +1,8 @@
 //! Test support (feature `testing`): [`FaultServer`], an in-process HTTP registry on
 //! `127.0.0.1:0` that misbehaves on demand. It either serves an in-memory registry or proxies a
 //! real one, and can corrupt bodies, fail with statuses, reset connections mid-body, send
-//! oversized bodies, demand expiring Bearer tokens, and redirect blob GETs to a second host.
+//! oversized bodies, demand expiring Bearer tokens, redirect blob GETs to a second origin and
+//! send uploads to one.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 
 use memory::Memory;
 
@@ -33,12 +34,40 @@ pub enum Route {
     BlobGets,
     /// `HEAD /v2/<name>/blobs/<digest>`.
     BlobHeads,
-    /// `POST/PUT /v2/<name>/blobs/uploads/…`.
+    /// `POST/PATCH/PUT /v2/<name>/blobs/uploads/…`.
     Uploads,
+    /// `POST /v2/<name>/blobs/uploads/` (an upload start or a mount).
+    UploadStarts,
+    /// `PATCH /v2/<name>/blobs/uploads/<id>` (the blob's bytes).
+    UploadChunks,
+    /// `PUT /v2/<name>/blobs/uploads/<id>?digest=…` (the upload's end).
+    UploadFinishes,
+    /// `PUT /v2/<name>/manifests/<ref>`.
+    ManifestPuts,
     /// The token endpoint (`/token`, only with [`FaultServerBuilder::bearer_auth`]).
     Token,
     /// Every request.
     Any,
+}
+
+impl Route {
+    /// Whether a request with this method and path is on the route.
+    pub fn applies(self, method: &str, path: &str) -> bool {
+        let uploads = path.contains("/blobs/uploads");
+        let manifests = path.contains("/manifests/");
+        match self {
+            Self::Any => true,
+            Self::Token => path == "/token",
+            Self::Manifests => manifests,
+            Self::ManifestPuts => manifests && method == "PUT",
+            Self::Uploads => uploads,
+            Self::UploadStarts => uploads && method == "POST",
+            Self::UploadChunks => uploads && method == "PATCH",
+            Self::UploadFinishes => uploads && method == "PUT",
+            Self::BlobGets => !uploads && path.contains("/blobs/") && method == "GET",
+            Self::BlobHeads => !uploads && path.contains("/blobs/") && method == "HEAD",
+        }
+    }
 }
 
 /// What a fault does.
@@ -50,6 +79,21 @@ pub enum FaultKind {
         status: u16,
         /// `Retry-After` value in seconds.
         retry_after: Option<u64>,
+    },
+    /// Answer with this status and `Retry-After` as an HTTP-date this many seconds ahead.
+    StatusRetryAfterDate {
+        /// HTTP status.
+        status: u16,
+        /// Seconds from the moment of the answer.
+        seconds: u64,
+    },
+    /// Close the connection without answering (a reset before the response).
+    Drop,
+    /// Process the request, then answer with this status instead of the real answer (the
+    /// registry did the work; a proxy in front of it lost the reply).
+    LostReply {
+        /// HTTP status sent instead.
+        status: u16,
     },
     /// Send the headers and half the body, then drop the connection.
     ResetMidBody,
@@ -80,6 +124,10 @@ pub struct Recorded {
     pub authorization: Option<String>,
     /// The `Range` header, if any.
     pub range: Option<String>,
+    /// The `Content-Range` header, if any.
+    pub content_range: Option<String>,
+    /// The request target's authority when it came in absolute form (a request to a proxy).
+    pub proxied_host: Option<String>,
 }
 
 /// Builds a [`FaultServer`].
@@ -90,7 +138,9 @@ pub struct FaultServerBuilder {
     bearer_uses: Option<usize>,
     bearer_credentials: Option<(String, String)>,
     redirect_blobs: bool,
+    foreign_uploads: bool,
     refuse_mounts: bool,
+    ignore_range: bool,
     referrers_api: bool,
 }
 
@@ -128,6 +178,38 @@ impl FaultServerBuilder {
             },
             times,
         )
+    }
+
+    /// Answer the next `times` requests on `route` with `status` and a `Retry-After` HTTP-date
+    /// `seconds` ahead.
+    pub fn fail_with_retry_after_date(
+        self,
+        route: Route,
+        status: u16,
+        seconds: u64,
+        times: usize,
+    ) -> Self {
+        self.fault(
+            route,
+            FaultKind::StatusRetryAfterDate { status, seconds },
+            times,
+        )
+    }
+
+    /// Close the connection without an answer for the next `times` requests on `route`.
+    pub fn drop_connection(self, route: Route, times: usize) -> Self {
+        self.fault(route, FaultKind::Drop, times)
+    }
+
+    /// Process the next `times` requests on `route`, then answer `status` instead.
+    pub fn lose_reply(self, route: Route, status: u16, times: usize) -> Self {
+        self.fault(route, FaultKind::LostReply { status }, times)
+    }
+
+    /// Ignore `Range` on blob GETs: always answer 200 with the whole blob.
+    pub fn ignore_range(mut self) -> Self {
+        self.ignore_range = true;
+        self
     }
 
     /// Reset the connection half-way through the body of the next `times` responses on `route`.
@@ -183,17 +265,26 @@ impl FaultServerBuilder {
         self
     }
 
+    /// Answer upload starts with an absolute `Location` on a second listener (another origin,
+    /// like the storage service of an S3- or CDN-backed registry) that takes the upload and
+    /// records the headers it got ([`FaultServer::cdn_requests`]).
+    pub fn foreign_uploads(mut self) -> Self {
+        self.foreign_uploads = true;
+        self
+    }
+
     /// Start listening on `127.0.0.1:0`.
     ///
     /// # Panics
     /// If no loopback port can be bound (test support only).
     pub async fn build(self) -> FaultServer {
         let shared = Arc::new(server::Shared {
-            memory: Memory::new(self.refuse_mounts, self.referrers_api),
+            memory: Memory::new(self.refuse_mounts, self.ignore_range, self.referrers_api),
             upstream: self.upstream,
             faults: self.faults,
             bearer_uses: self.bearer_uses,
             bearer_credentials: self.bearer_credentials,
+            foreign_uploads: self.foreign_uploads,
             tokens: Mutex::default(),
             token_requests: AtomicUsize::new(0),
             requests: Mutex::default(),
@@ -212,7 +303,7 @@ impl FaultServerBuilder {
         if let Ok(mut a) = shared.addr.lock() {
             *a = Some(addr);
         }
-        if self.redirect_blobs {
+        if self.redirect_blobs || self.foreign_uploads {
             #[allow(clippy::expect_used)]
             let cdn = server::listen(shared.clone(), true)
                 .await
@@ -252,7 +343,7 @@ impl FaultServer {
             .unwrap_or_default()
     }
 
-    /// Requests that reached the redirect target (the "CDN").
+    /// Requests that reached the second origin (redirected blob GETs, foreign uploads).
     pub fn cdn_requests(&self) -> Vec<Recorded> {
         self.shared
             .cdn_requests

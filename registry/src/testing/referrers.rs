@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 use serde_json::{Value, json};
 
 use super::memory::Reply;

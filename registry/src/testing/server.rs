@@ -2,7 +2,6 @@
 //! the backend (in-memory registry or a proxied real one).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +27,8 @@ pub(crate) struct Shared {
     pub faults: Vec<Fault>,
     pub bearer_uses: Option<usize>,
     pub bearer_credentials: Option<(String, String)>,
+    /// Upload starts answer with a Location on the second origin.
+    pub foreign_uploads: bool,
     /// Issued token → uses left.
     pub tokens: Mutex<HashMap<String, usize>>,
     pub token_requests: AtomicUsize,
@@ -48,7 +49,8 @@ pub(crate) async fn listen(shared: Arc<Shared>, cdn: bool) -> std::io::Result<So
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(shared.handle(req, cdn).await) }
+                    // An error closes the connection without an answer (the `Drop` fault).
+                    async move { shared.handle(req, cdn).await }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -57,24 +59,6 @@ pub(crate) async fn listen(shared: Arc<Shared>, cdn: bool) -> std::io::Result<So
         }
     });
     Ok(addr)
-}
-
-fn route_of(method: &str, path: &str) -> Option<Route> {
-    if path == "/token" {
-        Some(Route::Token)
-    } else if path.contains("/manifests/") {
-        Some(Route::Manifests)
-    } else if path.contains("/blobs/uploads") {
-        Some(Route::Uploads)
-    } else if path.contains("/blobs/") {
-        match method {
-            "GET" => Some(Route::BlobGets),
-            "HEAD" => Some(Route::BlobHeads),
-            _ => None,
-        }
-    } else {
-        None
-    }
 }
 
 fn full(bytes: Bytes) -> Body {
@@ -91,10 +75,9 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    fn take_fault(&self, route: Option<Route>) -> Option<FaultKind> {
+    fn take_fault(&self, method: &str, path: &str) -> Option<FaultKind> {
         self.faults.iter().find_map(|f| {
-            let applies = f.route == Route::Any || Some(f.route) == route;
-            let taken = applies
+            let taken = f.route.applies(method, path)
                 && f.remaining
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
                         0 => None,
@@ -106,8 +89,17 @@ impl Shared {
         })
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, cdn: bool) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        cdn: bool,
+    ) -> Result<Response<Body>, std::io::Error> {
         let method = req.method().to_string();
+        let proxied_host = req
+            .uri()
+            .scheme()
+            .and(req.uri().authority())
+            .map(ToString::to_string);
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or_default().to_owned();
         let headers: HeaderMap = req.headers().clone();
@@ -129,10 +121,9 @@ impl Shared {
                 format!("{path}?{query}")
             },
             authorization: authorization.clone(),
-            range: headers
-                .get("range")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            range: header(&headers, "range"),
+            content_range: header(&headers, "content-range"),
+            proxied_host,
         };
         let log = if cdn {
             &self.cdn_requests
@@ -144,42 +135,47 @@ impl Shared {
         }
         if cdn {
             let reply = self.backend(&method, &path, &query, &headers, body).await;
-            return respond(reply, &method);
+            return Ok(respond(reply, &method));
         }
-        let route = route_of(&method, &path);
-        if route == Some(Route::Token) {
+        if Route::Token.applies(&method, &path) {
             self.token_requests.fetch_add(1, Ordering::Relaxed);
         }
-        match self.take_fault(route) {
+        let fault = self.take_fault(&method, &path);
+        let status_reply = |status: u16, retry_after: Option<String>| {
+            let mut reply = Reply::error(status, "FAULT", "injected failure");
+            if let Some(value) = retry_after {
+                reply = reply.header("retry-after", value);
+            }
+            Ok(respond(reply, &method))
+        };
+        match fault {
             Some(FaultKind::Status {
                 status,
                 retry_after,
-            }) => {
-                let mut reply = Reply::error(status, "FAULT", "injected failure");
-                if let Some(secs) = retry_after {
-                    reply = reply.header("retry-after", secs.to_string());
-                }
-                return respond(reply, &method);
+            }) => return status_reply(status, retry_after.map(|s| s.to_string())),
+            Some(FaultKind::StatusRetryAfterDate { status, seconds }) => {
+                let at = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds);
+                return status_reply(status, Some(httpdate::fmt_http_date(at)));
             }
-            Some(FaultKind::Oversized) => return endless(),
+            Some(FaultKind::Drop) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected connection drop",
+                ));
+            }
+            Some(FaultKind::Oversized) => return Ok(endless()),
             Some(FaultKind::Stall) => return std::future::pending().await,
-            Some(kind) => {
-                return self
-                    .serve(
-                        &method,
-                        &path,
-                        &query,
-                        &headers,
-                        body,
-                        authorization,
-                        Some(kind),
-                    )
+            Some(FaultKind::LostReply { status }) => {
+                let _done = self
+                    .serve(&method, &path, &query, &headers, body, authorization, None)
                     .await;
+                return status_reply(status, None);
             }
-            None => {}
+            _ => {}
         }
-        self.serve(&method, &path, &query, &headers, body, authorization, None)
-            .await
+        Ok(self
+            .serve(&method, &path, &query, &headers, body, authorization, fault)
+            .await)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -212,7 +208,8 @@ impl Shared {
         }
         let cdn = self.cdn_addr.lock().ok().and_then(|a| *a);
         if let Some(cdn) = cdn
-            && route_of(method, path) == Some(Route::BlobGets)
+            && !self.foreign_uploads
+            && Route::BlobGets.applies(method, path)
         {
             return respond(
                 Reply::new(307).header("location", format!("http://{cdn}{path}")),
@@ -220,6 +217,13 @@ impl Shared {
             );
         }
         let mut reply = self.backend(method, path, query, headers, body).await;
+        if let Some(cdn) = cdn
+            && self.foreign_uploads
+            && method == "POST"
+            && reply.status == 202
+        {
+            reply = reply.map_header("location", |l| format!("http://{cdn}{l}"));
+        }
         match fault {
             Some(FaultKind::Corrupt) if !reply.body.is_empty() => {
                 let mut bytes = reply.body.to_vec();
@@ -317,6 +321,14 @@ impl Shared {
         }
         reply.body(response.bytes().await.unwrap_or_default())
     }
+}
+
+/// A header's value as text.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Turn a reply into a hyper response; non-HEAD bodies get their own Content-Length.

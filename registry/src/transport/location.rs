@@ -1,7 +1,7 @@
 //! Joining upload `Location` headers (relative or absolute, with or without a query) and adding
 //! the `digest=` parameter.
 
-use layers::Digest;
+use pyslip_digest::Digest;
 use url::Url;
 
 /// Resolve a `Location` value against the URL of the request that returned it.

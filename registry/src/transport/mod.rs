@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod location;
+pub mod proxy;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use url::Url;
 use crate::auth::{
     AuthState, Challenge, Credential, CredentialSources, Scope, basic_header, parse_challenge,
 };
+use crate::client::ClientConfig;
 use crate::error::RegistryError;
 use crate::reference::{api_host, is_loopback};
 use body::{MAX_SMALL_BODY_BYTES, ReqBody, error_detail, read_limited};
@@ -64,30 +66,41 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(
-        insecure_registries: Vec<String>,
-        retry: RetryPolicy,
-        credentials: CredentialSources,
-        user_agent: &str,
-    ) -> Result<Self, RegistryError> {
-        let builder = || {
-            reqwest::Client::builder()
+    pub(crate) fn new(config: ClientConfig) -> Result<Self, RegistryError> {
+        // The system's roots (rustls-native-certs: `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, as
+        // with OpenSSL, else the OS store), plus any extra CA files.
+        let mut extra_roots = Vec::new();
+        for path in &config.extra_ca_files {
+            let pem = fs_err::read(path)?;
+            extra_roots.extend(
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(RegistryError::ClientSetup)?,
+            );
+        }
+        let builder = || -> Result<reqwest::ClientBuilder, RegistryError> {
+            let mut builder = reqwest::Client::builder()
                 .use_rustls_tls()
                 .redirect(reqwest::redirect::Policy::none())
-                .user_agent(user_agent)
-                .connect_timeout(Duration::from_secs(15))
+                .user_agent(&config.user_agent)
+                .connect_timeout(Duration::from_secs(15));
+            for root in &extra_roots {
+                builder = builder.add_root_certificate(root.clone());
+            }
+            config
+                .proxy
+                .apply(builder)
+                .map_err(RegistryError::ClientSetup)
         };
         Ok(Self {
-            secure: builder().build().map_err(RegistryError::ClientSetup)?,
+            secure: builder()?.build().map_err(RegistryError::ClientSetup)?,
             // Like podman's `--tls-verify=false` and crane's `--insecure`: HTTPS without
             // certificate verification, falling back to plain HTTP (see `base`).
-            insecure: builder()
+            insecure: builder()?
                 .danger_accept_invalid_certs(true)
                 .build()
                 .map_err(RegistryError::ClientSetup)?,
-            insecure_registries,
-            retry,
-            credentials,
+            insecure_registries: config.insecure_registries,
+            retry: config.retry,
+            credentials: config.credentials,
             auth: AuthState::default(),
             bases: Mutex::new(HashMap::new()),
         })
@@ -149,10 +162,13 @@ impl Transport {
     /// Send with auth, retries and redirects. Returns responses below 400, and 404/416 (the
     /// caller decides what absence means); every other status becomes an error.
     pub(crate) async fn send(&self, req: Request<'_>) -> Result<Sent, RegistryError> {
+        // Credentials were issued for the registry's origin: only requests to that origin carry
+        // them (an upload Location or a redirect may point at a storage service elsewhere).
+        let base = self.base(req.registry).await?;
+        let issuer = base.origin();
         let url = match &req.target {
             Target::Url(url) => url.clone(),
             Target::Path(path) => {
-                let base = self.base(req.registry).await?;
                 base.join(path.trim_start_matches('/'))
                     .map_err(|e| RegistryError::Protocol {
                         registry: req.registry.to_owned(),
@@ -160,11 +176,39 @@ impl Transport {
                     })?
             }
         };
+        self.send_to(&req, url, Some(&issuer)).await
+    }
+
+    /// Send to a URL that is not a registry's (a file download): retries and redirects as for
+    /// registries, never any credentials. Returns responses below 400 and 404/416.
+    pub(crate) async fn send_plain(&self, req: Request<'_>) -> Result<Sent, RegistryError> {
+        let Target::Url(url) = &req.target else {
+            return Err(RegistryError::Protocol {
+                registry: req.registry.to_owned(),
+                problem: "a plain request needs an absolute url".into(),
+            });
+        };
+        self.send_to(&req, url.clone(), None).await
+    }
+
+    /// The retry loop. With an `issuer`, the registry's credentials go to that origin and a 401
+    /// from it is answered by authenticating; without one no credentials are ever sent.
+    async fn send_to(
+        &self,
+        req: &Request<'_>,
+        url: Url,
+        issuer: Option<&url::Origin>,
+    ) -> Result<Sent, RegistryError> {
         let mut delays = self.retry.delays();
         let mut reauthenticated = false;
         loop {
-            let auth = self.authorization(req.registry, req.scope).await?;
-            let (response, final_url) = match self.attempt(&req, url.clone(), auth.as_deref()).await
+            let auth = match issuer {
+                Some(_) => self.authorization(req.registry, req.scope).await?,
+                None => None,
+            };
+            let (response, final_url) = match self
+                .attempt(req, url.clone(), issuer, auth.as_deref())
+                .await
             {
                 Ok(sent) => sent,
                 Err(err) if err.is_retryable() => match delays.next() {
@@ -177,7 +221,7 @@ impl Transport {
                 Err(err) => return Err(err),
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
+            if status == StatusCode::UNAUTHORIZED && issuer == Some(&final_url.origin()) {
                 let challenge = response
                     .headers()
                     .get_all(header::WWW_AUTHENTICATE)
@@ -194,7 +238,7 @@ impl Transport {
                     || (challenge == Some(Challenge::Basic) && !has_credentials);
                 if hopeless {
                     return Err(self
-                        .unauthorized(&req, response, auth.is_some() || has_credentials)
+                        .unauthorized(req, response, auth.is_some() || has_credentials)
                         .await);
                 }
                 if let Some(challenge) = challenge {
@@ -222,25 +266,26 @@ impl Transport {
                     url: final_url,
                 });
             }
-            return Err(self.status_error(&req, &final_url, response).await);
+            return Err(self.status_error(req, &final_url, response).await);
         }
     }
 
-    /// One attempt, following redirects for GET/HEAD; Authorization only goes to the origin.
+    /// One attempt, following redirects for GET/HEAD. Authorization goes only to `issuer`, the
+    /// origin the credentials were issued for, whatever the URL or the redirect chain.
     async fn attempt(
         &self,
         req: &Request<'_>,
         mut url: Url,
-        mut auth: Option<&str>,
+        issuer: Option<&url::Origin>,
+        auth: Option<&str>,
     ) -> Result<(reqwest::Response, Url), RegistryError> {
-        let origin = url.origin();
         let follows = req.method == Method::GET || req.method == Method::HEAD;
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = self
                 .client_for(&url)
                 .request(req.method.clone(), url.clone())
                 .headers(req.headers.clone());
-            if let Some(auth) = auth {
+            if let Some(auth) = auth.filter(|_| issuer == Some(&url.origin())) {
                 builder = builder.header(header::AUTHORIZATION, auth);
             }
             if let Some(body) = req.body.make().await? {
@@ -264,9 +309,6 @@ impl Transport {
                     registry: req.registry.to_owned(),
                     problem: format!("bad redirect location {location:?}: {e}"),
                 })?;
-                if url.origin() != origin {
-                    auth = None;
-                }
                 continue;
             }
             return Ok((response, url));
@@ -473,7 +515,7 @@ impl Transport {
             Ok(body) => error_detail(&body),
             Err(e) => return e,
         };
-        if status == 403 {
+        if status == 403 && !req.repository.is_empty() {
             return RegistryError::Denied {
                 registry: req.registry.to_owned(),
                 repository: req.repository.to_owned(),
@@ -525,20 +567,21 @@ pub(crate) fn classify(err: reqwest::Error, host: &str, what: &str) -> RegistryE
     }
 }
 
+/// Whether a rustls error is anywhere in the chain. `io::Error::source` skips the error it
+/// wraps (it returns that error's source), so wrapped I/O errors are opened with `get_ref`.
 fn is_tls_error(err: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
         if e.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            return true;
-        }
-        source = e.source();
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
     }
     false
 }

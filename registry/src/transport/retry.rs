@@ -49,10 +49,18 @@ impl RetryPolicy {
     }
 }
 
-/// Parse `Retry-After` given in seconds (the HTTP-date form falls back to the backoff).
+/// Parse `Retry-After`: delay-seconds, or an HTTP-date (the time until then; a date in the
+/// past means no wait). Anything else falls back to the backoff.
 pub(crate) fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
-    let secs: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs))
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Whether an HTTP status is worth retrying.
@@ -96,8 +104,18 @@ mod tests {
     fn retry_after_seconds_and_retryable_statuses() {
         let v = reqwest::header::HeaderValue::from_static("3");
         assert_eq!(parse_retry_after(Some(&v)), Some(Duration::from_secs(3)));
-        let date = reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
-        assert_eq!(parse_retry_after(Some(&date)), None);
+        let past = reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(parse_retry_after(Some(&past)), Some(Duration::ZERO));
+        let ahead = std::time::SystemTime::now() + Duration::from_secs(30);
+        let future =
+            reqwest::header::HeaderValue::from_str(&httpdate::fmt_http_date(ahead)).unwrap();
+        let wait = parse_retry_after(Some(&future)).unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let junk = reqwest::header::HeaderValue::from_static("soon");
+        assert_eq!(parse_retry_after(Some(&junk)), None);
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(retryable_status(s), "{s}");
         }

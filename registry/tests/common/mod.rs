@@ -38,7 +38,7 @@ pub fn client_with(credentials: CredentialSources) -> Client {
 }
 
 use bytes::Bytes;
-use layers::Digest;
+use pyslip_digest::Digest;
 use pyslip_registry::{BlobSource, Descriptor, ManifestToPush, PushBlob, media_types};
 
 /// A repository name no earlier run used.
@@ -62,9 +62,18 @@ pub fn bytes_blob(content: &[u8], media_type: &str) -> PushBlob {
 
 /// A config and OCI manifest over `layers` (config first in the returned blobs).
 pub fn image(layers: Vec<PushBlob>, label: &str) -> (Vec<PushBlob>, ManifestToPush) {
+    image_for("amd64", layers, label)
+}
+
+/// [`image`] for a linux architecture other than amd64.
+pub fn image_for(
+    architecture: &str,
+    layers: Vec<PushBlob>,
+    label: &str,
+) -> (Vec<PushBlob>, ManifestToPush) {
     let diff_ids: Vec<String> = layers.iter().map(|l| l.digest.to_string()).collect();
     let config = serde_json::json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {"Env": ["PATH=/usr/bin"], "Labels": {"test": label}},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},

@@ -1,10 +1,16 @@
 //! The image config: the base config, edited as JSON so fields pyslip does not know survive.
+//!
+//! oci-spec's `ImageConfiguration` would drop fields it does not model (and reorder the rest),
+//! changing digests of configs pyslip has always written byte for byte; so the base config stays
+//! a `serde_json::Value` and only the history entries pyslip adds are oci-spec values.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
 use layers::Digest;
-use serde_json::{Map, Value, json};
+use oci_spec::image::HistoryBuilder;
+use serde_json::{Map, Value};
+
+use crate::error::ImageError;
 
 /// What pyslip sets in the config on top of the base.
 #[derive(Debug, Clone)]
@@ -27,16 +33,22 @@ pub struct ImageSettings {
 
 /// The RFC 3339 time for `SOURCE_DATE_EPOCH` (or the Unix epoch when unset), so the same inputs
 /// give the same config bytes.
-pub fn created_timestamp(source_date_epoch: Option<&str>) -> Result<String> {
+pub fn created_timestamp(source_date_epoch: Option<&str>) -> Result<String, ImageError> {
+    let bad = || ImageError::SourceDateEpoch {
+        value: source_date_epoch.unwrap_or_default().to_owned(),
+    };
     let seconds = match source_date_epoch {
         None | Some("") => 0,
-        Some(value) => value.trim().parse::<i64>().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
-        })?,
+        Some(value) => value.trim().parse::<i64>().map_err(|_| bad())?,
     };
-    let ts = jiff::Timestamp::from_second(seconds)
-        .with_context(|| format!("SOURCE_DATE_EPOCH={seconds} is out of range"))?;
+    let ts = jiff::Timestamp::from_second(seconds).map_err(|_| bad())?;
     Ok(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+fn base_error(problem: &str) -> ImageError {
+    ImageError::BaseConfig {
+        problem: problem.to_owned(),
+    }
 }
 
 /// Build the new config from the base config bytes, the new layers' diff_ids and history lines.
@@ -46,18 +58,45 @@ pub fn build_config(
     base_config: &[u8],
     settings: &ImageSettings,
     new_layers: &[(Digest, String)],
-) -> Result<Vec<u8>> {
+) -> Result<Vec<u8>, ImageError> {
     let mut root: Value =
-        serde_json::from_slice(base_config).context("the base image config is not valid JSON")?;
-    let Some(top) = root.as_object_mut() else {
-        bail!("the base image config is not a JSON object");
-    };
-    top.insert("created".into(), json!(settings.created));
-    top.remove("container_config");
-    top.remove("container");
-    top.remove("docker_version");
+        serde_json::from_slice(base_config).map_err(|_| base_error("is not valid JSON"))?;
+    let top = root
+        .as_object_mut()
+        .ok_or_else(|| base_error("is not a JSON object"))?;
+    top.insert("created".into(), Value::from(settings.created.as_str()));
+    for gone in ["container_config", "container", "docker_version"] {
+        top.remove(gone);
+    }
+    edit_run_config(object_entry(top, "config")?, settings)?;
 
-    let config = object_entry(top, "config")?;
+    let rootfs = object_entry(top, "rootfs")?;
+    rootfs.insert("type".into(), Value::from("layers"));
+    let diff_ids = list_entry(rootfs, "diff_ids", "rootfs.diff_ids")?;
+    diff_ids.extend(new_layers.iter().map(|(d, _)| Value::from(d.to_string())));
+
+    let history = list_entry(top, "history", "history")?;
+    for (_, created_by) in new_layers {
+        let entry = HistoryBuilder::default()
+            .created(settings.created.clone())
+            .created_by(created_by.clone())
+            .comment("pyslip")
+            .build()
+            .map_err(|source| ImageError::Spec {
+                what: "history entry".into(),
+                source,
+            })?;
+        history.push(serde_json::to_value(entry).map_err(ImageError::Serialize)?);
+    }
+    // serde_json's default map is a BTreeMap: keys come out sorted.
+    serde_json::to_vec(&root).map_err(ImageError::Serialize)
+}
+
+/// Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts and Labels of the run config.
+fn edit_run_config(
+    config: &mut Map<String, Value>,
+    settings: &ImageSettings,
+) -> Result<(), ImageError> {
     let mut env: Vec<String> = string_list(config.get("Env"));
     for (key, value) in &settings.env {
         let line = format!("{key}={value}");
@@ -69,14 +108,15 @@ pub fn build_config(
             None => env.push(line),
         }
     }
-    config.insert("Env".into(), json!(env));
-    config.insert("Cmd".into(), json!(settings.cmd));
+    config.insert("Env".into(), Value::from(env));
+    config.insert("Cmd".into(), Value::from(settings.cmd.clone()));
     config.insert("Entrypoint".into(), Value::Null);
-    config.insert("WorkingDir".into(), json!(settings.workdir));
-    config.insert("User".into(), json!(settings.user));
+    config.insert("WorkingDir".into(), Value::from(settings.workdir.as_str()));
+    config.insert("User".into(), Value::from(settings.user.as_str()));
     match settings.port {
         Some(port) => {
-            config.insert("ExposedPorts".into(), json!({ format!("{port}/tcp"): {} }));
+            let ports = Map::from_iter([(format!("{port}/tcp"), Value::Object(Map::new()))]);
+            config.insert("ExposedPorts".into(), Value::Object(ports));
         }
         None => {
             config.remove("ExposedPorts");
@@ -84,45 +124,34 @@ pub fn build_config(
     }
     let labels = object_entry(config, "Labels")?;
     for (key, value) in &settings.labels {
-        labels.insert(key.clone(), json!(value));
+        labels.insert(key.clone(), Value::from(value.as_str()));
     }
-
-    let rootfs = object_entry(top, "rootfs")?;
-    rootfs.insert("type".into(), json!("layers"));
-    let diff_ids = rootfs
-        .entry("diff_ids")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .context("the base image config's rootfs.diff_ids is not a list")?;
-    diff_ids.extend(new_layers.iter().map(|(d, _)| json!(d.to_string())));
-
-    let history = top
-        .entry("history")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .context("the base image config's history is not a list")?;
-    for (_, created_by) in new_layers {
-        history.push(json!({
-            "created": settings.created,
-            "created_by": created_by,
-            "comment": "pyslip",
-        }));
-    }
-    // serde_json's default map is a BTreeMap: keys come out sorted.
-    Ok(serde_json::to_vec(&root)?)
+    Ok(())
 }
 
 /// `map[key]` as an object, created when missing or null.
 fn object_entry<'a>(
     map: &'a mut Map<String, Value>,
     key: &str,
-) -> Result<&'a mut Map<String, Value>> {
-    let slot = map.entry(key).or_insert_with(|| json!({}));
+) -> Result<&'a mut Map<String, Value>, ImageError> {
+    let slot = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if slot.is_null() {
-        *slot = json!({});
+        *slot = Value::Object(Map::new());
     }
     slot.as_object_mut()
-        .with_context(|| format!("the base image config's {key} is not an object"))
+        .ok_or_else(|| base_error(&format!("has a {key} that is not an object")))
+}
+
+/// `map[key]` as a list, created when missing.
+fn list_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+    shown: &str,
+) -> Result<&'a mut Vec<Value>, ImageError> {
+    map.entry(key)
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+        .ok_or_else(|| base_error(&format!("has a {shown} that is not a list")))
 }
 
 fn string_list(value: Option<&Value>) -> Vec<String> {
@@ -140,6 +169,7 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn settings() -> ImageSettings {
         ImageSettings {
@@ -186,7 +216,10 @@ mod tests {
         assert_eq!(v["config"]["ExposedPorts"], json!({"8000/tcp": {}}));
         assert_eq!(v["config"]["Labels"], json!({"a": "b"}));
         assert_eq!(v["rootfs"]["diff_ids"][1], json!(layer.to_string()));
-        assert_eq!(v["history"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            v["history"][1],
+            json!({"created": "1970-01-01T00:00:00Z", "created_by": "app", "comment": "pyslip"})
+        );
         assert_eq!(v["created"], json!("1970-01-01T00:00:00Z"));
         assert_eq!(v["x-unknown"], json!({"kept": true}));
     }
@@ -205,9 +238,19 @@ mod tests {
 
     #[test]
     fn rejects_configs_that_are_not_objects() {
-        assert!(build_config(b"[1]", &settings(), &[]).is_err());
-        assert!(build_config(b"{\"config\": 3}", &settings(), &[]).is_err());
-        assert!(build_config(b"not json", &settings(), &[]).is_err());
+        for bad in [
+            &b"[1]"[..],
+            b"{\"config\": 3}",
+            b"not json",
+            b"{\"history\": {}}",
+        ] {
+            let err = build_config(bad, &settings(), &[(Digest::of(b"x"), "x".into())]);
+            assert!(
+                matches!(err, Err(ImageError::BaseConfig { .. })),
+                "{}: {err:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
@@ -217,6 +260,8 @@ mod tests {
             created_timestamp(Some("1700000000")).expect("ts"),
             "2023-11-14T22:13:20Z"
         );
-        assert!(created_timestamp(Some("yesterday")).is_err());
+        let err = created_timestamp(Some("yesterday")).unwrap_err();
+        assert!(err.to_string().contains("yesterday"), "{err}");
+        assert!(err.hint().is_some());
     }
 }

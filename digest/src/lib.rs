@@ -1,4 +1,10 @@
 //! Content digests (`sha256:<64 lowercase hex>`), validated before they are used in a path or URL.
+//!
+//! A crate of its own so that the layer writer and the registry client share one digest type
+//! without depending on each other. oci-spec's `Digest` accepts any algorithm; pyslip's stores
+//! are sha256-only and put the hex into file names, so this type is stricter: a value of it is
+//! always 64 lowercase hex characters. Converting to oci-spec's type is a string parse.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::fmt;
 use std::str::FromStr;
