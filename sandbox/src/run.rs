@@ -161,7 +161,7 @@ pub(crate) fn check_bind_source(path: &Path) -> Result<Kind, SandboxError> {
     }
 }
 
-fn host_info(sandbox: &Sandbox) -> Result<HostInfo, SandboxError> {
+pub(crate) fn host_info(sandbox: &Sandbox) -> Result<HostInfo, SandboxError> {
     Ok(HostInfo {
         devices: DEVICES
             .iter()
@@ -187,7 +187,7 @@ fn join(handle: Option<std::thread::ScopedJoinHandle<'_, Captured>>) -> Captured
     })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SandboxError::Spawn(e.into()))
 }
@@ -209,6 +209,7 @@ fn collect(channel: &ParentChannel) -> io::Result<Report> {
             Message::SetupFailed { step, errno } => report.setup_failed = Some((step, errno)),
             Message::ExecFailed { phase, errno } => report.exec_failed = Some((phase, errno)),
             Message::Finished(status) => report.status = Some(status),
+            Message::Ready => {}
         }
     }
     Ok(report)
@@ -243,7 +244,7 @@ pub(crate) fn drain(fd: OwnedFd, limit: usize) -> io::Result<(Vec<u8>, u64)> {
     Ok((kept, dropped))
 }
 
-fn wait_for(pid: libc::pid_t) -> Option<i32> {
+pub(crate) fn wait_for(pid: libc::pid_t) -> Option<i32> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid(2) on our own child with a valid out pointer.
@@ -257,7 +258,7 @@ fn wait_for(pid: libc::pid_t) -> Option<i32> {
     }
 }
 
-fn describe_wait(status: Option<i32>) -> String {
+pub(crate) fn describe_wait(status: Option<i32>) -> String {
     match status {
         Some(s) if libc::WIFSIGNALED(s) => format!("killed by signal {}", libc::WTERMSIG(s)),
         Some(s) if libc::WIFEXITED(s) => format!("exit code {}", libc::WEXITSTATUS(s)),
@@ -311,7 +312,7 @@ pub(crate) fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<St
         .collect()
 }
 
-fn prepare_command(
+pub(crate) fn prepare_command(
     argv: &[String],
     env: &[(String, String)],
     cwd: &str,
