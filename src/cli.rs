@@ -113,6 +113,22 @@ pub struct BuildArgs {
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,
+    /// Boot check: start the image in the rootless sandbox (private network) before writing any
+    /// output; fail when it cannot serve on $PORT (config `check = true`).
+    #[arg(long)]
+    pub check: bool,
+    /// Path the boot check requests from a web app (default `/`; config `check-path`).
+    #[arg(long, value_name = "PATH")]
+    pub check_path: Option<String>,
+    /// Seconds a web app gets to listen and answer in the boot check (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub check_timeout: Option<u64>,
+    /// Fail the boot check on an HTTP 5xx answer instead of warning.
+    #[arg(long)]
+    pub check_strict: bool,
+    /// Skip the boot check even when the config asks for it.
+    #[arg(long, conflicts_with_all = ["check", "check_path", "check_timeout", "check_strict"])]
+    pub no_check: bool,
 }
 
 /// `pyslip plan`.

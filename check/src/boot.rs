@@ -20,6 +20,11 @@ use crate::sockets::{Listening, judge, listeners};
 /// (the second when the image's own port is the first). Any port is free in the private
 /// network namespace.
 pub const CHECK_PORTS: [u16; 2] = [38017, 38019];
+/// Env a web app gets unless its image sets it: one server worker. The check asks whether the
+/// app starts and serves, not how much; a worker per CPU (pyslip's default start commands read
+/// `WEB_CONCURRENCY`) would make the check slower, and on a busy machine a server that
+/// health-checks its workers (uvicorn) may kill them before they finish importing the app.
+pub const WEB_DEFAULTS: [(&str, &str); 1] = [("WEB_CONCURRENCY", "1")];
 /// How long a worker must keep running.
 pub const WORKER_GRACE: Duration = Duration::from_secs(3);
 /// Interval between two looks at the socket table.
@@ -74,7 +79,7 @@ pub fn run(req: &CheckRequest<'_>) -> Result<Passed, CheckError> {
     }
     let port = pick_port(&image);
     let env = match req.workload {
-        Workload::Web => image.env_with("PORT", &port.to_string()),
+        Workload::Web => web_env(&image, port),
         Workload::Worker => image.env.clone(),
     };
     let sandbox = Sandbox {
@@ -111,6 +116,17 @@ pub fn run(req: &CheckRequest<'_>) -> Result<Passed, CheckError> {
     let stopped = running.stop();
     drop(scratch);
     verdict.map_err(|failure| CheckError::Failed(with_output(failure, &stopped.output)))
+}
+
+/// The image's Env with `PORT` set to `port` and [`WEB_DEFAULTS`] for what it does not set.
+fn web_env(image: &BootImage, port: u16) -> Vec<(String, String)> {
+    let mut env = image.env_with("PORT", &port.to_string());
+    for (key, value) in WEB_DEFAULTS {
+        if !env.iter().any(|(k, _)| k == key) {
+            env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    env
 }
 
 /// The first of [`CHECK_PORTS`] that is neither the image's exposed port nor its `PORT`.
@@ -355,6 +371,22 @@ mod tests {
         assert_eq!(pick_port(&image(&[("PORT", "8000")], Some(8000))), 38017);
         assert_eq!(pick_port(&image(&[("PORT", "38017")], None)), 38019);
         assert_eq!(pick_port(&image(&[], Some(38017))), 38019);
+    }
+
+    #[test]
+    fn web_apps_get_port_and_one_worker_unless_the_image_sets_it() {
+        let env = web_env(&image(&[("PORT", "8000"), ("A", "b")], Some(8000)), 38017);
+        assert_eq!(
+            env,
+            [("A", "b"), ("PORT", "38017"), ("WEB_CONCURRENCY", "1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let own = web_env(&image(&[("WEB_CONCURRENCY", "4")], None), 38017);
+        assert_eq!(
+            own.iter().filter(|(k, _)| k == "WEB_CONCURRENCY").count(),
+            1
+        );
+        assert!(own.contains(&("WEB_CONCURRENCY".to_owned(), "4".to_owned())));
     }
 
     #[test]

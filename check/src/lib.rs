@@ -17,7 +17,7 @@ mod image;
 mod outcome;
 mod sockets;
 
-pub use boot::{CHECK_PORTS, CheckRequest, WORKER_GRACE, run};
+pub use boot::{CHECK_PORTS, CheckRequest, WEB_DEFAULTS, WORKER_GRACE, run};
 pub use error::CheckError;
 pub use image::BootImage;
 pub use outcome::{Failure, Passed, Workload, describe_status};

@@ -11,4 +11,4 @@
 
 mod store;
 
-pub use store::{Cache, CacheError};
+pub use store::{Cache, CacheError, write_atomic_in};

@@ -8,7 +8,7 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, deps, outputs, plan_overrides, report};
+use crate::commands::{UserError, app_layer, check, deps, outputs, plan_overrides, report};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -100,6 +100,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let overrides = plan_overrides(&args.plan, requested.paths())?;
     let dir = args.plan.dir.clone();
     let plan = pyslip_plan::plan(&dir, &overrides)?;
+    let check_settings = check::CheckSettings::from_args(&args, &plan)?;
     let printer = report::Printer::new(args.json);
     for warning in &plan.warnings {
         printer.warn(warning);
@@ -141,6 +142,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             })
         };
         let mut new_layers = Vec::new();
+        // pyslip's layers below the app layer, lowest first (the boot check stacks them).
+        let mut sandbox_layers = Vec::new();
         if plan.install.is_some() {
             let settings = deps::DepsSettings {
                 project_dir: &dir,
@@ -166,6 +169,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 ));
             }
             below.extend(installed.project.as_ref());
+            sandbox_layers.extend(below.iter().map(|l| (*l).clone()));
             printer.step("running collectstatic");
             if let Some(statics) =
                 deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings).await?
@@ -179,9 +183,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 new_layers.push(new_layer(
                     &statics.layer,
                     LayerOrigin::Static,
-                    statics.created_by,
+                    statics.created_by.clone(),
                     statics.reused,
                 ));
+                sandbox_layers.push(statics);
             }
         }
         let app = app_task.await.context("app layer task failed")??;
@@ -220,6 +225,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             &settings,
             annotations,
         )?;
+        if let Some(settings) = &check_settings {
+            let image = check::CheckedImage {
+                base: &pulled,
+                layers: &sandbox_layers,
+                app: &app,
+                parts: &parts,
+                plan: &plan,
+            };
+            check::run(&client, &cache, settings, &image, &printer, args.json).await?;
+        }
         cache.write_blob(&parts.config)?;
         cache.write_blob(&parts.manifest)?;
 

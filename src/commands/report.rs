@@ -16,6 +16,8 @@ pub struct Printer {
     json: bool,
     /// On a terminal: a spinner naming the step in progress, above which finished lines print.
     spinner: Option<indicatif::ProgressBar>,
+    /// The boot check's `--json` object, once it ran.
+    check: std::sync::Mutex<Option<Value>>,
 }
 
 impl Printer {
@@ -26,7 +28,11 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
-        Self { json, spinner }
+        Self {
+            json,
+            spinner,
+            check: std::sync::Mutex::new(None),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -91,6 +97,30 @@ impl Printer {
         ));
     }
 
+    /// A boot check line.
+    pub fn check(&self, text: &str) {
+        self.line(&format!("check   {text}"));
+    }
+
+    /// The boot check's `check` object for the JSON report.
+    pub fn set_check(&self, value: Value) {
+        *self.check.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    /// A program's output under a title, indented (always shown on stderr, also with `--json`:
+    /// it explains the error that follows).
+    pub fn output(&self, title: &str, text: &str) {
+        let mut block = format!("{title}\n");
+        for line in text.lines() {
+            block.push_str(&format!("  | {line}\n"));
+        }
+        let block = block.trim_end();
+        match &self.spinner {
+            Some(bar) => bar.println(block),
+            None => eprintln!("{block}"),
+        }
+    }
+
     /// A local output was written.
     pub fn wrote(&self, what: &str, path: &Path) {
         self.line(&format!("wrote   {what} {}", path.display()));
@@ -102,7 +132,9 @@ impl Printer {
             bar.finish_and_clear();
         }
         if self.json {
-            return super::print_stdout(&format!("{}\n", json_report(image, written)));
+            let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let report = json_report(image, written, check);
+            return super::print_stdout(&format!("{report}\n"));
         }
         let mut targets: Vec<String> = written.pushes.iter().flat_map(|(r, _)| r.clone()).collect();
         targets.extend(written.tar.iter().map(|p| p.display().to_string()));
@@ -147,7 +179,7 @@ fn counts(report: &PushReport) -> Counts {
     c
 }
 
-fn json_report(image: &ImageParts, written: &Written) -> Value {
+fn json_report(image: &ImageParts, written: &Written, check: Option<Value>) -> Value {
     let first_push = written.pushes.first().map(|(_, r)| r);
     let layers: Vec<Value> = image
         .layers
@@ -199,6 +231,7 @@ fn json_report(image: &ImageParts, written: &Written) -> Value {
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "check": check,
     })
 }
 
