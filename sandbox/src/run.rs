@@ -79,21 +79,8 @@ impl Sandbox {
             return Err(setup_error(&plan, step, errno, &Sysctls::read()));
         }
         if let Some((phase, errno)) = report.exec_failed {
-            let source = io::Error::from_raw_os_error(errno);
-            return Err(match phase {
-                ExecPhase::Execve => SandboxError::Exec {
-                    program: argv.first().cloned().unwrap_or_default(),
-                    source,
-                },
-                ExecPhase::Chdir => SandboxError::Setup {
-                    step: format!("change to the working directory {}", self.cwd),
-                    source,
-                },
-                ExecPhase::Fork => SandboxError::Setup {
-                    step: "start the command".to_owned(),
-                    source,
-                },
-            });
+            let program = argv.first().map_or("", String::as_str);
+            return Err(exec_error(phase, errno, program, &self.cwd));
         }
         let status = report
             .status
@@ -116,6 +103,25 @@ impl Sandbox {
             stderr_dropped,
             created_mountpoints,
         })
+    }
+}
+
+/// The error for a command that could not be started in `phase`.
+pub(crate) fn exec_error(phase: ExecPhase, errno: i32, program: &str, cwd: &str) -> SandboxError {
+    let source = io::Error::from_raw_os_error(errno);
+    match phase {
+        ExecPhase::Execve => SandboxError::Exec {
+            program: program.to_owned(),
+            source,
+        },
+        ExecPhase::Chdir => SandboxError::Setup {
+            step: format!("change to the working directory {cwd}"),
+            source,
+        },
+        ExecPhase::Fork => SandboxError::Setup {
+            step: "start the command".to_owned(),
+            source,
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use crate::lowers::short_lowers;
 use crate::plan::{Isolation, Plan};
 use crate::probe::Sysctls;
 use crate::run::{
-    clone_error, describe_wait, host_info, pipe, prepare_command, setup_error, wait_for,
+    clone_error, describe_wait, exec_error, host_info, pipe, prepare_command, setup_error, wait_for,
 };
 use crate::spawn::{Action, ChildFds, spawn_with};
 
@@ -290,21 +290,7 @@ impl Running {
     pub fn status(&self) -> Result<Option<ExitStatus>, SandboxError> {
         let state = lock(&self.state);
         if let Some((phase, errno)) = state.exec_failed {
-            let source = io::Error::from_raw_os_error(errno);
-            return Err(match phase {
-                ExecPhase::Execve => SandboxError::Exec {
-                    program: self.program.clone(),
-                    source,
-                },
-                ExecPhase::Chdir => SandboxError::Setup {
-                    step: format!("change to the working directory {}", self.cwd),
-                    source,
-                },
-                ExecPhase::Fork => SandboxError::Setup {
-                    step: "start the command".to_owned(),
-                    source,
-                },
-            });
+            return Err(exec_error(phase, errno, &self.program, &self.cwd));
         }
         Ok(state.status)
     }

@@ -44,6 +44,15 @@ fn wait_for_output(running: &Running, needle: &str) -> String {
     }
 }
 
+/// Waits until the command ended (it must within 20 s).
+fn wait_until_ended(running: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.status().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the command never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Every descendant of `pid` (host pids), from `/proc/<pid>/task/*/children`.
 fn descendants(pid: i32) -> Vec<i32> {
     let mut found = vec![];
@@ -157,11 +166,7 @@ rootless_test! {
             .sandbox()
             .start(&argv("echo to-stdout; echo boom >&2; exit 3"), &options())
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while running.status().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the command never ended");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until_ended(&running);
         let stopped = running.stop();
         assert_eq!(stopped.status, Some(ExitStatus::Code(3)));
         assert_eq!(String::from_utf8_lossy(&stopped.output), "to-stdout\nboom\n");
@@ -194,11 +199,7 @@ rootless_test! {
         lower.push(fx.base.clone());
         sandbox.lower = lower;
         let running = sandbox.start(&argv("cat /etc/which /etc/base-file"), &options()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while running.status().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the command never ended");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until_ended(&running);
         let stopped = running.stop();
         assert_eq!(stopped.status, Some(ExitStatus::Code(0)));
         assert_eq!(String::from_utf8_lossy(&stopped.output), "layer 0\nfrom the base\n");

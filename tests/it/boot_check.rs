@@ -12,20 +12,7 @@ use crate::support::{Run, Work};
 
 /// Copy `testdata/check/<name>` into the work dir (owned by the test user).
 fn check_app(work: &Work, name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/check")
-        .join(name);
-    let dest = work.path().join("check").join(name);
-    std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(&dest)
-        .status()
-        .expect("cp");
-    assert!(status.success(), "copying {}", src.display());
-    work.give_to_user(&work.path().join("check"));
-    dest
+    work.testdata("check", name)
 }
 
 /// `pyslip build APP --check --json --oci-layout <work>/oci EXTRA...`; returns the run and the
