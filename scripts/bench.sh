@@ -7,11 +7,14 @@
 #   noop        rebuild of an unchanged app
 #   app-change  rebuild after a change to app code only
 # Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
+# With SUITE `isolation`, pyslip in the namespace sandbox is compared with pyslip without
+# namespaces (`--sandbox none`) instead of buildah, same scenarios.
 # A cold run uses fresh cache/storage folders rather than deleting the old ones just before it:
 # ext4 allocates inodes slowly right after mass deletions, which would time the benchmark's own
 # clean-up rather than the builder.
 #
-#   sudo bash scripts/bench.sh [APP] [RUNS]     APP: a folder of testdata/apps (default stdlib)
+#   sudo bash scripts/bench.sh [APP] [RUNS] [SUITE]
+#     APP: a folder of testdata/apps (default stdlib); SUITE: buildah (default) or isolation
 #
 # Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
 # isolation, as it must run without root), build from the same base image in the same registry,
@@ -21,6 +24,12 @@ cd "$(dirname "$0")/.."
 
 app=${1:-stdlib}
 runs=${2:-5}
+suite=${3:-buildah}
+case $suite in
+buildah) other=buildah ;;
+isolation) other=nons ;;
+*) echo "unknown suite $suite (buildah, isolation)" >&2; exit 2 ;;
+esac
 [[ $(id -u) -eq 0 ]] || { echo "run as root (it sets up the test environment)" >&2; exit 1; }
 bash scripts/test-env.sh >/dev/null
 # shellcheck disable=SC1091
@@ -32,9 +41,10 @@ work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 install -m 0755 target/release/pyslip "$work/pyslip"
 cp -r "testdata/apps/$app" "$work/app"
-mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0"
+mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0" "$work/nons-cache-0"
 echo 0 >"$work/gen-pyslip"
 echo 0 >"$work/gen-buildah"
+echo 0 >"$work/gen-nons"
 chown -R "$user:" "$work"
 chmod 0700 "$work/run"
 python=${PYSLIP_BENCH_PYTHON:-3.11}
@@ -43,7 +53,8 @@ repo="$PYSLIP_TEST_REGISTRY/bench/$app"
 
 as_user() {
 	runuser -u "$user" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" \
-		XDG_CACHE_HOME="$work/cache-$(cat "$work/gen-pyslip")" PATH=/usr/local/bin:/usr/bin:/bin \
+		XDG_CACHE_HOME="$work/${CACHE_PREFIX:-}cache-$(cat "$work/gen-${GEN:-pyslip}")" \
+		PATH=/usr/local/bin:/usr/bin:/bin \
 		SSL_CERT_FILE="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$@"
 }
 
@@ -71,8 +82,11 @@ chown "$user:" "$work/Containerfile"
 
 pyslip_build() {
 	as_user "$work/pyslip" build "$work/app" --python "$python" \
-		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push
+		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push \
+		--sandbox "${SANDBOX:-namespaces}"
 }
+# pyslip without namespaces, with caches of its own.
+nons_build() { CACHE_PREFIX=nons- GEN=nons SANDBOX=none pyslip_build; }
 buildah_() {
 	local b
 	b="$work/buildah-$(cat "$work/gen-buildah")"
@@ -103,6 +117,21 @@ reset_pyslip_pkgs() {
 	install -d -o "$user" "$work/cache-$g" "$work/cache-$g/pyslip"
 	for d in uv-v1 pip-v1 tools-v1; do
 		[[ -d $work/cache-$old/pyslip/$d ]] && cp -a "$work/cache-$old/pyslip/$d" "$work/cache-$g/pyslip/"
+	done
+	return 0
+}
+reset_nons() {
+	local g
+	g=$(next_gen nons)
+	install -d -o "$user" "$work/nons-cache-$g"
+}
+reset_nons_pkgs() {
+	local old g d
+	old=$(cat "$work/gen-nons")
+	g=$(next_gen nons)
+	install -d -o "$user" "$work/nons-cache-$g" "$work/nons-cache-$g/pyslip"
+	for d in uv-v1 pip-v1 tools-v1; do
+		[[ -d $work/nons-cache-$old/pyslip/$d ]] && cp -a "$work/nons-cache-$old/pyslip/$d" "$work/nons-cache-$g/pyslip/"
 	done
 	return 0
 }
@@ -139,14 +168,18 @@ scenario() {
 	printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | median)" "$peak"
 }
 
-export -f as_user pyslip_build buildah_ buildah_build next_gen reset_pyslip reset_pyslip_pkgs \
-	reset_buildah reset_buildah_pkgs touch_app
+export -f as_user pyslip_build nons_build buildah_ buildah_build next_gen reset_pyslip \
+	reset_pyslip_pkgs reset_nons reset_nons_pkgs reset_buildah reset_buildah_pkgs touch_app
 export work user python base repo ca PYSLIP_TEST_REGISTRY
 printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
-printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
+if [[ $suite == isolation ]]; then
+	printf '%-12s %12s %12s %8s %14s %14s\n' scenario sandbox_s none_s ratio sandbox_rss none_rss
+else
+	printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
+fi
 for s in cold cold-pkgs noop app-change; do
 	read -r pt pm < <(scenario "$s" pyslip)
-	read -r bt bm < <(scenario "$s" buildah)
+	read -r bt bm < <(scenario "$s" "$other")
 	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 	printf '%-12s %12s %12s %8s %11s MB %11s MB\n' "$s" "$pt" "$bt" "$ratio" $((pm / 1024)) $((bm / 1024))
 done

@@ -31,6 +31,18 @@ pub enum Workload {
     Worker,
 }
 
+/// Where build steps (dependency install, collectstatic) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// The namespace sandbox where this host allows it, else no namespaces (says which, once).
+    Auto,
+    /// Always the rootless namespace sandbox (fails where user namespaces are blocked).
+    Namespaces,
+    /// No namespaces: the installer runs on the host and installs for the base root; build
+    /// steps then have only the isolation the job itself has (its container).
+    None,
+}
+
 /// Which installer puts the dependencies into the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Installer {
@@ -113,6 +125,10 @@ pub struct BuildArgs {
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,
+    /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
+    /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
+    #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
+    pub sandbox: SandboxMode,
     /// Boot check: start the image in the rootless sandbox (private network) before writing any
     /// output; fail when it cannot serve on $PORT (config `check = true`).
     #[arg(long)]

@@ -3,21 +3,20 @@
 use std::path::{Path, PathBuf};
 
 use pyslip_plan::{FileKind, ShippedFiles};
-use pyslip_sandbox::{BindMount, Sandbox, Stdio};
 
-use crate::env::{CA_TARGET, PassThrough, redact};
+use crate::compile;
+use crate::env::{PassThrough, redact};
 use crate::error::InstallError;
 use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::{cache_key, project_key};
+use crate::platform;
 use crate::request::{DepsLayer, DepsRequest, ProjectLayer};
-use crate::roots::{layer_root, short_lowers};
-use crate::steps::{self, PIP_CACHE, PROJECT, UV, UV_CACHE, WORK};
+use crate::roots::layer_root;
+use crate::runner::{Runner, Setup};
+use crate::steps::{self, PROJECT, WORK};
 use crate::store::Store;
 use crate::uv::ensure_uv;
-
-/// Bytes of each output stream kept per step (the error is at the end).
-const CAPTURE: usize = 256 * 1024;
 /// Index folder of project layers under the cache root.
 const PROJECT_INDEX: &str = "project-v1";
 /// Lines of installer output shown in an error.
@@ -136,7 +135,7 @@ pub fn project_layer(
     let key = project_key(req, deps)?;
     fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
     let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
-    let recipe = steps::project_recipe(install);
+    let recipe = steps::project_recipe(install, req.project_dir)?;
     let run = Run {
         req,
         cache_dir: &cache_dir,
@@ -148,7 +147,7 @@ pub fn project_layer(
         .map(Some)
 }
 
-/// One recipe run in the sandbox, captured as a layer.
+/// One recipe run (in the sandbox, or for the root from the host), captured as a layer.
 struct Run<'a> {
     req: &'a DepsRequest<'a>,
     /// The canonical cache root.
@@ -162,7 +161,8 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Runs the recipe over the lower dirs with the package caches, the CA bundle and the
-    /// project mounted; the overlay upper dir becomes the layer, recorded under `key` in `store`.
+    /// project available; what it changed, byte-compiled, becomes the layer, recorded under
+    /// `key` in `store`.
     fn layer(self, store: &Store, key: String) -> Result<DepsLayer, InstallError> {
         let Run {
             req,
@@ -171,11 +171,15 @@ impl Run<'_> {
             lower,
             history,
         } = self;
-        let base_root = lower.last().cloned().unwrap_or_default();
         let uv = if recipe.needs_uv {
             Some(match req.uv_override {
                 Some(path) => fs_err::canonicalize(path).map_err(cache_err)?,
-                None => ensure_uv(cache_dir, req.platform, &req.host_env)?,
+                // uv runs on this host, whatever platform it installs for.
+                None => ensure_uv(
+                    cache_dir,
+                    &format!("linux/{}", platform::host_arch()),
+                    &req.host_env,
+                )?,
             })
         } else {
             None
@@ -183,122 +187,101 @@ impl Run<'_> {
         let pass = PassThrough::from_host(&req.host_env);
         let secrets = pass.secrets();
 
-        let uv_cache = cache_dir.join("uv-v1");
-        let pip_cache = cache_dir.join("pip-v1");
-        fs_err::create_dir_all(&uv_cache).map_err(cache_err)?;
-        fs_err::create_dir_all(&pip_cache).map_err(cache_err)?;
         let scratch = tempfile::Builder::new()
             .prefix("deps-")
             .tempdir_in(store.tmp()?)
             .map_err(cache_err)?
             .keep();
         let scratch = Scratch(scratch);
-        let upper = scratch.0.join("upper");
-        let work = scratch.0.join("work");
         let files = scratch.0.join("files");
-        for d in [&upper, &work, &files] {
-            fs_err::create_dir(d).map_err(cache_err)?;
-        }
+        fs_err::create_dir(&files).map_err(cache_err)?;
         for (name, content) in &recipe.files {
             fs_err::write(files.join(name), content).map_err(cache_err)?;
         }
         if recipe.copy_project {
-            copy_project(req.project_dir, &req.plan.files, &files.join("src"))?;
+            copy_project(
+                req.project_dir,
+                &req.plan.files,
+                &files.join("src"),
+                req.mtime,
+            )?;
         }
-
         let project = fs_err::canonicalize(req.project_dir).map_err(cache_err)?;
-        let mut mounts = vec![
-            BindMount {
-                source: project,
-                target: PROJECT.into(),
-                writable: false,
+        let base_root = lower.last().cloned().unwrap_or_default();
+        let mut runner = Runner::new(
+            req.isolation,
+            Setup {
+                lowers: lower,
+                project: &project,
+                scratch: &scratch.0,
+                files: &files,
+                uv: uv.as_deref(),
+                cache_dir,
+                pass: &pass,
+                mtime: req.mtime,
+                extra_env: Vec::new(),
+                cwd: PROJECT.into(),
+                writable: Vec::new(),
             },
-            BindMount {
-                source: files.clone(),
-                target: WORK.into(),
-                writable: true,
-            },
-            BindMount {
-                source: uv_cache,
-                target: UV_CACHE.into(),
-                writable: true,
-            },
-            BindMount {
-                source: pip_cache,
-                target: PIP_CACHE.into(),
-                writable: true,
-            },
-        ];
-        if let Some(uv) = &uv {
-            mounts.push(BindMount {
-                source: uv.clone(),
-                target: UV.into(),
-                writable: false,
-            });
-        }
-        if let Some(ca) = &pass.ca_bundle {
-            mounts.push(BindMount {
-                source: ca.clone(),
-                target: CA_TARGET.into(),
-                writable: false,
-            });
-        }
-        let lowers = short_lowers(lower)?;
-        let sandbox = Sandbox {
-            lower: lowers.dirs.clone(),
-            upper: upper.clone(),
-            work,
-            mounts,
-            env: pass.sandbox_env(req.mtime, UV_CACHE, PIP_CACHE),
-            cwd: PROJECT.into(),
-            hostname: "pyslip".into(),
-        };
+        )?;
 
-        let mut created = Vec::new();
+        let foreign = platform::foreign(req.platform)?;
+        let python_platform = match &foreign {
+            Some(target) => Some(foreign_python_platform(req, target, &base_root)?),
+            None => None,
+        };
         let mut log = String::new();
         for step in &recipe.steps {
-            let out = sandbox
-                .run(&step.argv, Stdio::Capture { limit: CAPTURE })
-                .map_err(InstallError::Sandbox)?;
-            created.extend(out.created_mountpoints.iter().cloned());
+            let argv = with_python_platform(&step.argv, python_platform.as_deref());
+            let out = runner.run(&argv)?;
             let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);
             let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
             log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));
             if !out.status.success() {
-                let combined = format!("{stdout}\n{stderr}");
-                let shown = if stderr.trim().is_empty() {
-                    &stdout
-                } else {
-                    &stderr
-                };
-                let kind = failure::kind(&combined);
-                if kind == crate::error::FailureKind::Other
-                    && step.argv.get(1).is_some_and(|a| a == "export")
-                    && combined.contains("--locked")
-                {
-                    return Err(InstallError::StaleLock {
-                        lock: "uv.lock",
-                        manifest: "pyproject.toml",
-                        refresh: "uv lock",
-                    });
-                }
-                return Err(InstallError::Failed {
-                    step: step.display(),
-                    status: out.status,
-                    package: failure::package(&combined),
-                    output: failure::tail(shown, ERROR_LINES),
-                    kind,
-                    python: req.plan.python.value.clone(),
+                let err = step_failure(req, step, out.status, &stdout, &stderr);
+                return Err(match (&foreign, err) {
+                    // For another platform, a package that must be built from source is the
+                    // problem, whatever the build's own error (no compiler, or the host's).
+                    (
+                        Some(target),
+                        InstallError::Failed {
+                            kind,
+                            package,
+                            output,
+                            ..
+                        },
+                    ) if kind == crate::error::FailureKind::Compiler
+                        || output.contains("Failed to build")
+                        || output.contains("Failed building wheel") =>
+                    {
+                        InstallError::ForeignNeedsWheel {
+                            package,
+                            platform: target.platform.clone(),
+                            output,
+                        }
+                    }
+                    (_, err) => err,
                 });
             }
         }
-        created.sort();
-        created.dedup();
-        // Parents sort before children; remove_mountpoints walks the list backwards.
-        pyslip_sandbox::remove_mountpoints(&upper, &created).map_err(InstallError::Sandbox)?;
-        prune_copied_up_parents(&upper, &base_root, &created);
-        let entries = layers::diff_entries(&upper, &keep).map_err(InstallError::Layer)?;
-        let (layer, blob_path) = store.write_blob(entries, req.mtime)?;
+        let installed = runner.changes(&keep)?;
+        runner.fix_files(&installed)?;
+        let compiled = runner.compile(&compile::targets(&installed.entries))?;
+        if !compiled.status.success() {
+            return Err(InstallError::Failed {
+                step: "python3 -c <byte-compile the installed modules>".into(),
+                status: compiled.status,
+                package: None,
+                output: failure::tail(&String::from_utf8_lossy(&compiled.stderr), ERROR_LINES),
+                kind: crate::error::FailureKind::Other,
+                python: req.plan.python.value.clone(),
+            });
+        }
+        let changes = runner.changes(&keep)?;
+        if let Some(target) = &foreign {
+            platform::check_elf(&changes.entries, target)?;
+        }
+        let (layer, blob_path) = store.write_blob(changes.entries, req.mtime)?;
         let created_by = created_by(history, recipe);
         store.record(&key, &layer, &created_by)?;
         Ok(DepsLayer {
@@ -308,41 +291,72 @@ impl Run<'_> {
             created_by,
             key,
             log: failure::tail(&log, 400),
+            special_bits: changes.special_bits,
         })
     }
 }
 
-/// Removes the parents of mountpoints (`etc` for `etc/resolv.conf`) that overlay copied up from
-/// the base only to create the mountpoint: still empty in `upper`, and a directory of the same
-/// mode in the base, they would only repeat the base's directory in the layer.
-fn prune_copied_up_parents(upper: &Path, base: &Path, created: &[String]) {
-    use std::os::unix::fs::MetadataExt;
-    let mut parents: Vec<&str> = created
-        .iter()
-        .flat_map(|c| {
-            let mut p = c.as_str();
-            std::iter::from_fn(move || {
-                let (parent, _) = p.rsplit_once('/')?;
-                p = parent;
-                Some(parent)
-            })
-        })
-        .filter(|p| !p.split('/').any(|c| c.is_empty() || c == "." || c == ".."))
-        .collect();
-    // Deepest first.
-    parents.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
-    parents.dedup();
-    for rel in parents {
-        let (Ok(up), Ok(low)) = (
-            fs_err::symlink_metadata(upper.join(rel)),
-            fs_err::symlink_metadata(base.join(rel)),
-        ) else {
-            continue;
+/// uv's `--python-platform` for installing `req` for `target` over the host-platform base root.
+fn foreign_python_platform(
+    req: &DepsRequest,
+    target: &platform::Foreign,
+    base_root: &Path,
+) -> Result<String, InstallError> {
+    let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
+    if install.installer == pyslip_plan::Installer::Pip {
+        return Err(InstallError::ForeignPlatform {
+            platform: target.platform.clone(),
+            reason: "--installer pip installs for the platform it runs on; uv (the default) selects the platform's wheels".into(),
+        });
+    }
+    let interp = crate::interp::Interpreter::find(base_root)?;
+    Ok(target.uv_platform(platform::libc_of(base_root, &interp.loader)))
+}
+
+/// `argv` with `--python-platform` after `uv pip install` (other steps unchanged).
+fn with_python_platform(argv: &[String], python_platform: Option<&str>) -> Vec<String> {
+    let mut out = argv.to_vec();
+    let is_install = argv.first().is_some_and(|a| a == steps::UV_PATH)
+        && argv.get(1).is_some_and(|a| a == "pip")
+        && argv.get(2).is_some_and(|a| a == "install");
+    if let (Some(platform), true) = (python_platform, is_install) {
+        out.splice(3..3, ["--python-platform".to_owned(), platform.to_owned()]);
+    }
+    out
+}
+
+/// The error for a failed install step, from its output.
+fn step_failure(
+    req: &DepsRequest,
+    step: &steps::Step,
+    status: pyslip_sandbox::ExitStatus,
+    stdout: &str,
+    stderr: &str,
+) -> InstallError {
+    let combined = format!("{stdout}\n{stderr}");
+    let shown = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let kind = failure::kind(&combined);
+    if kind == crate::error::FailureKind::Other
+        && step.argv.get(1).is_some_and(|a| a == "export")
+        && combined.contains("--locked")
+    {
+        return InstallError::StaleLock {
+            lock: "uv.lock",
+            manifest: "pyproject.toml",
+            refresh: "uv lock",
         };
-        let empty = fs_err::read_dir(upper.join(rel)).is_ok_and(|mut d| d.next().is_none());
-        if up.is_dir() && low.is_dir() && empty && up.mode() == low.mode() {
-            let _ = fs_err::remove_dir(upper.join(rel));
-        }
+    }
+    InstallError::Failed {
+        step: step.display(),
+        status,
+        package: failure::package(&combined),
+        output: failure::tail(shown, ERROR_LINES),
+        kind,
+        python: req.plan.python.value.clone(),
     }
 }
 
@@ -361,7 +375,16 @@ fn created_by(history: &str, recipe: &steps::Recipe) -> String {
 }
 
 /// Copies the project's shipped files to `dest` (what a project install builds from).
-fn copy_project(project: &Path, files: &ShippedFiles, dest: &Path) -> Result<(), InstallError> {
+///
+/// Every copied file and directory gets the mtime `SOURCE_DATE_EPOCH` (`mtime`): build backends
+/// and uv (`uv_cache.json` of a directory install) record source timestamps, which must not
+/// depend on when the copy was made.
+fn copy_project(
+    project: &Path,
+    files: &ShippedFiles,
+    dest: &Path,
+    mtime: u64,
+) -> Result<(), InstallError> {
     fs_err::create_dir(dest).map_err(cache_err)?;
     for f in &files.entries {
         if f.path
@@ -386,5 +409,28 @@ fn copy_project(project: &Path, files: &ShippedFiles, dest: &Path) -> Result<(),
             }
         }
     }
-    Ok(())
+    set_mtimes(
+        dest,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime),
+    )
+}
+
+/// Sets the mtime of `dir` and of every file and directory below it (children first).
+fn set_mtimes(dir: &Path, when: std::time::SystemTime) -> Result<(), InstallError> {
+    for entry in fs_err::read_dir(dir).map_err(cache_err)? {
+        let entry = entry.map_err(cache_err)?;
+        let kind = entry.file_type().map_err(cache_err)?;
+        if kind.is_dir() {
+            set_mtimes(&entry.path(), when)?;
+        } else if kind.is_file() {
+            fs_err::File::options()
+                .write(true)
+                .open(entry.path())
+                .and_then(|f| f.set_modified(when))
+                .map_err(cache_err)?;
+        }
+    }
+    fs_err::File::open(dir)
+        .and_then(|f| f.set_modified(when))
+        .map_err(cache_err)
 }

@@ -2,28 +2,25 @@
 //! dependency (and project) layers and a copy of the shipped app files at the workdir, and keep
 //! the files it wrote under `STATIC_ROOT` as one cached, reproducible layer.
 
-use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
-use layers::{Digest, EntryKind, FileSource, LayerEntry};
+use layers::{Digest, EntryKind, LayerEntry};
 use pyslip_plan::{BuildPlan, Collectstatic, FileKind};
-use pyslip_sandbox::{Sandbox, Stdio};
 
-use crate::env::SANDBOX_PATH;
+use crate::env::PassThrough;
 use crate::error::InstallError;
 use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::KeyHasher;
 use crate::request::DepsLayer;
-use crate::roots::{layer_root, short_lowers};
+use crate::roots::layer_root;
+use crate::runner::{Isolation, Runner, Setup};
 use crate::store::Store;
 
 /// Version of the static layer's key scheme: bump it when the recipe or the filter changes.
 pub const STATIC_KEY_SCHEME: &str = "pyslip-static-v1";
 /// Index folder of static layers under the cache root.
 const INDEX: &str = "static-v1";
-/// Bytes of each output stream kept.
-const CAPTURE: usize = 256 * 1024;
 /// Lines of Django's output shown in an error.
 const ERROR_LINES: usize = 40;
 /// Marker of the probe's answer line.
@@ -59,6 +56,8 @@ pub struct StaticRequest<'a> {
     pub no_cache: bool,
     /// mtime of every layer entry and `SOURCE_DATE_EPOCH` of the run.
     pub mtime: u64,
+    /// In the namespace sandbox, or for the root from the host.
+    pub isolation: Isolation,
 }
 
 /// Whether the plan runs Django's collectstatic at build time.
@@ -159,12 +158,8 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
         .map_err(InstallError::Cache)?
         .keep();
     let scratch = Scratch(scratch);
-    let (upper, work, app) = (
-        scratch.0.join("upper"),
-        scratch.0.join("work"),
-        scratch.0.join("app"),
-    );
-    for d in [&upper, &work, &app] {
+    let (files, app) = (scratch.0.join("files"), scratch.0.join("app"));
+    for d in [&files, &app] {
         fs_err::create_dir(d).map_err(InstallError::Cache)?;
     }
     let workdir = relative(&req.plan.workdir).ok_or_else(|| InstallError::InvalidInput {
@@ -187,21 +182,67 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "manage.py".into());
-    let lowers = short_lowers(lower)?;
-    let sandbox = Sandbox {
-        lower: lowers.dirs.clone(),
-        upper: upper.clone(),
-        work,
-        mounts: Vec::new(),
-        env: sandbox_env(req.plan, req.mtime),
-        cwd,
-        hostname: "pyslip".into(),
+    let project = fs_err::canonicalize(req.project_dir).map_err(InstallError::Cache)?;
+    let mut runner = Runner::new(
+        req.isolation,
+        Setup {
+            lowers: lower,
+            project: &project,
+            scratch: &scratch.0,
+            files: &files,
+            uv: None,
+            cache_dir: &cache_dir,
+            pass: &PassThrough::default(),
+            mtime: req.mtime,
+            extra_env: image_env(req.plan),
+            cwd,
+            writable: vec![workdir.clone()],
+        },
+    )?;
+
+    // Where STATIC_ROOT is, asked first: without namespaces Django must not write outside the
+    // staged app.
+    let probe: Vec<String> = ["python", &manage_py, "shell", "-c", PROBE]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let out = runner.run(&probe)?;
+    let probe_out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let probe_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(InstallError::Collectstatic {
+            step: format!("python {manage_py} shell -c <print STATIC_ROOT>"),
+            status: out.status,
+            output: failure::tail(&probe_err, ERROR_LINES),
+        });
+    }
+    let reported = probe_out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(MARKER))
+        .unwrap_or_default()
+        .to_owned();
+    if reported.is_empty() {
+        return Err(InstallError::StaticRoot {
+            root: reported,
+            reason: "is not set",
+        });
+    }
+    let root = runner.image_path(&reported).ok_or(InstallError::StaticRoot {
+        root: reported.clone(),
+        reason: "is outside the app directory, where a build without namespaces can write (use --sandbox namespaces, or a STATIC_ROOT below BASE_DIR)",
+    })?;
+    let static_rel = match relative(&root) {
+        Some(rel) if !rel.is_empty() => rel,
+        _ => {
+            return Err(InstallError::StaticRoot {
+                root,
+                reason: "is not a directory below / in the image",
+            });
+        }
     };
 
     let shown = step.command.join(" ");
-    let out = sandbox
-        .run(&step.command, Stdio::Capture { limit: CAPTURE })
-        .map_err(InstallError::Sandbox)?;
+    let out = runner.run(&step.command)?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
@@ -219,46 +260,10 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
         });
     }
     let mut log = format!("$ {shown}\n{stdout}{stderr}");
-
-    let probe: Vec<String> = ["python", &manage_py, "shell", "-c", PROBE]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    let out = sandbox
-        .run(&probe, Stdio::Capture { limit: CAPTURE })
-        .map_err(InstallError::Sandbox)?;
-    let probe_out = String::from_utf8_lossy(&out.stdout).into_owned();
-    let probe_err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        return Err(InstallError::Collectstatic {
-            step: format!("python {manage_py} shell -c <print STATIC_ROOT>"),
-            status: out.status,
-            output: failure::tail(&probe_err, ERROR_LINES),
-        });
-    }
-    let root = probe_out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(MARKER))
-        .unwrap_or_default()
-        .to_owned();
-    let static_rel = match relative(&root) {
-        Some(rel) if !rel.is_empty() => rel,
-        _ if root.is_empty() => {
-            return Err(InstallError::StaticRoot {
-                root,
-                reason: "is not set",
-            });
-        }
-        _ => {
-            return Err(InstallError::StaticRoot {
-                root,
-                reason: "is not a directory below / in the image",
-            });
-        }
-    };
     log.push_str(&format!("STATIC_ROOT = {root}\n"));
 
-    let entries = static_entries(req, &upper, &workdir, &static_rel, owner)?;
+    let changes = runner.changes(&|_| true)?;
+    let entries = static_entries(changes.entries, &workdir, &static_rel, owner);
     let (layer, blob_path) = store.write_blob(entries, req.mtime)?;
     let created_by = format!(
         "pyslip collectstatic: cd {} && {shown}",
@@ -272,27 +277,17 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
         created_by,
         key,
         log: failure::tail(&log, 400),
+        special_bits: Vec::new(),
     }))
 }
 
-/// The sandbox env: the image's (the plan's Env over the base's PATH), plus what makes the
-/// output reproducible.
-fn sandbox_env(plan: &BuildPlan, mtime: u64) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = plan.env.clone();
-    let fixed = [
-        ("PATH", SANDBOX_PATH.to_owned()),
-        ("HOME", "/root".to_owned()),
-        ("LANG", "C.UTF-8".to_owned()),
-        ("TMPDIR", "/tmp".to_owned()),
-        ("SOURCE_DATE_EPOCH", mtime.to_string()),
-        ("PYTHONHASHSEED", "0".to_owned()),
-        ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
-        ("PYTHONUNBUFFERED", "1".to_owned()),
-    ];
-    for (k, v) in fixed {
-        env.retain(|(name, _)| name != k);
-        env.push((k.to_owned(), v));
-    }
+/// The image's env (the plan's Env over the base's PATH) that collectstatic runs with; the
+/// runner sets what makes the output reproducible (`PYTHONHASHSEED=0`, `SOURCE_DATE_EPOCH`) and
+/// the step's own PATH, HOME and TMPDIR over it.
+fn image_env(plan: &BuildPlan) -> Vec<(String, String)> {
+    let mut env = plan.env.clone();
+    env.retain(|(k, _)| k != "PYTHONUNBUFFERED");
+    env.push(("PYTHONUNBUFFERED".to_owned(), "1".to_owned()));
     env
 }
 
@@ -353,46 +348,27 @@ fn under(path: &str, dir: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The layer entries: what collectstatic wrote at or below `static_rel`, and its parents.
+/// The layer entries: what collectstatic wrote at or below `static_rel` (no `__pycache__`, no
+/// deletions; shipped files it left as they were are not changes), owned by the runtime user,
+/// and its parents inside the workdir as the app layer has them (0755, runtime user).
 fn static_entries(
-    req: &StaticRequest,
-    upper: &Path,
+    changes: Vec<LayerEntry>,
     workdir: &str,
     static_rel: &str,
     (uid, gid): (u32, u32),
-) -> Result<Vec<LayerEntry>, InstallError> {
+) -> Vec<LayerEntry> {
     let keep = |path: &str| {
         (under(path, static_rel) || under(static_rel, path))
             && !path
                 .split('/')
                 .any(|c| c == "__pycache__" || c.ends_with(".pyc"))
     };
-    let shipped: HashSet<String> = req
-        .plan
-        .files
-        .entries
-        .iter()
-        .filter(|f| f.kind == FileKind::File)
-        .map(|f| format!("{workdir}/{}", f.path))
-        .collect();
     let mut out = Vec::new();
-    for mut e in layers::diff_entries(upper, &keep).map_err(InstallError::Layer)? {
-        if matches!(e.kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout) {
+    for mut e in changes {
+        if matches!(e.kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout) || !keep(&e.path) {
             continue;
         }
         if under(&e.path, static_rel) {
-            if let EntryKind::File(FileSource::Path(written)) = &e.kind
-                && shipped.contains(&e.path)
-                && unchanged(req.project_dir, workdir, &e.path, written)
-            {
-                continue;
-            }
-            // Modes as the app layer writes them: independent of the build's umask.
-            e.mode = match e.kind {
-                EntryKind::File(_) if e.mode & 0o111 == 0 => 0o644,
-                EntryKind::Symlink(_) => 0o777,
-                _ => 0o755,
-            };
             (e.uid, e.gid) = (uid, gid);
         } else if under(&e.path, workdir) {
             // A parent inside the workdir: as the app layer has it.
@@ -400,19 +376,7 @@ fn static_entries(
         }
         out.push(e);
     }
-    Ok(out)
-}
-
-/// Whether collectstatic left a shipped file as it is in the project.
-fn unchanged(project: &Path, workdir: &str, path: &str, written: &Path) -> bool {
-    let rel = path
-        .strip_prefix(workdir)
-        .map(|r| r.trim_start_matches('/'))
-        .unwrap_or(path);
-    match (fs_err::read(project.join(rel)), fs_err::read(written)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    out
 }
 
 #[cfg(test)]

@@ -72,6 +72,17 @@ const NOT_KEYED: &[&str] = &[
     "UV_OFFLINE",
 ];
 
+/// Variables that name files the installer reads (constraints, overrides): the files are keyed
+/// by content, mounted read-only into the sandbox, and the variable points at the mount.
+const INPUT_FILES: &[&str] = &[
+    "PIP_CONSTRAINT",
+    "UV_CONSTRAINT",
+    "UV_OVERRIDE",
+    "UV_BUILD_CONSTRAINT",
+];
+/// Where the files of [`INPUT_FILES`] are mounted in the sandbox.
+pub(crate) const INPUTS_TARGET: &str = "/.pyslip/inputs";
+
 /// Proxy variables, passed through in both spellings and never keyed.
 const PROXY: &[&str] = &["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"];
 
@@ -93,6 +104,27 @@ pub(crate) struct PassThrough {
     pub vars: Vec<(String, String)>,
     /// Host CA bundle to mount read-only (canonical path).
     pub ca_bundle: Option<PathBuf>,
+    /// Files named by [`INPUT_FILES`] variables: (variable, canonical host paths).
+    pub input_files: Vec<(String, Vec<PathBuf>)>,
+}
+
+/// Where the steps' own directories are, as the steps see them.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvPaths {
+    /// uv's package cache.
+    pub uv_cache: String,
+    /// pip's package cache.
+    pub pip_cache: String,
+    /// The CA bundle (empty: none).
+    pub ca: String,
+    /// `HOME`.
+    pub home: String,
+    /// `TMPDIR`.
+    pub tmp: String,
+    /// `PATH`.
+    pub path: String,
+    /// Whether the steps run in the sandbox (input files are then at [`INPUTS_TARGET`]).
+    pub sandboxed: bool,
 }
 
 fn is_secret_name(name: &str) -> bool {
@@ -129,15 +161,51 @@ impl PassThrough {
         // Bind sources must not contain symlinks (the sandbox refuses them); the user's CA path
         // is trusted, so resolve it here.
         let ca_bundle = ca.and_then(|p| fs_err::canonicalize(&p).ok());
-        PassThrough { vars, ca_bundle }
+        let input_files = vars
+            .iter()
+            .filter(|(k, _)| INPUT_FILES.contains(&k.as_str()))
+            .map(|(k, v)| {
+                let files = v
+                    .split_whitespace()
+                    .map(|p| fs_err::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p)))
+                    .collect();
+                (k.clone(), files)
+            })
+            .collect();
+        PassThrough {
+            vars,
+            ca_bundle,
+            input_files,
+        }
+    }
+
+    /// Read-only mounts of the input files, at `/.pyslip/inputs/<var>-<n>`.
+    pub fn input_mounts(&self) -> Vec<pyslip_sandbox::BindMount> {
+        let mut out = Vec::new();
+        for (var, files) in &self.input_files {
+            for (i, file) in files.iter().enumerate() {
+                out.push(pyslip_sandbox::BindMount {
+                    source: file.clone(),
+                    target: format!("{INPUTS_TARGET}/{var}-{i}"),
+                    writable: false,
+                });
+            }
+        }
+        out
     }
 
     /// Index-related settings that change what gets installed, credentials stripped, sorted.
+    /// Input files ([`INPUT_FILES`]) are keyed by their content, not their path.
     pub fn keyed(&self) -> Vec<(String, String)> {
         self.vars
             .iter()
             .filter(|(k, _)| !is_proxy(k) && !NOT_KEYED.contains(&k.as_str()) && !is_secret_name(k))
-            .map(|(k, v)| (k.clone(), strip_credentials(v)))
+            .map(
+                |(k, v)| match self.input_files.iter().find(|(var, _)| var == k) {
+                    Some((_, files)) => (k.clone(), content_digests(files)),
+                    None => (k.clone(), strip_credentials(v)),
+                },
+            )
             .collect()
     }
 
@@ -169,38 +237,45 @@ impl PassThrough {
         out
     }
 
-    /// The sandbox environment: pyslip's fixed settings plus the passed-through variables.
-    pub fn sandbox_env(
-        &self,
-        mtime: u64,
-        uv_cache: &str,
-        pip_cache: &str,
-    ) -> Vec<(String, String)> {
+    /// The environment of the install steps: pyslip's fixed settings plus the passed-through
+    /// variables, with the steps' own directories at `paths`.
+    pub fn step_env(&self, mtime: u64, paths: &EnvPaths) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = self.vars.clone();
         let fixed = [
-            ("PATH", SANDBOX_PATH.to_owned()),
-            ("HOME", "/root".to_owned()),
+            ("PATH", paths.path.clone()),
+            ("HOME", paths.home.clone()),
             ("LANG", "C.UTF-8".to_owned()),
-            ("TMPDIR", "/tmp".to_owned()),
+            ("TMPDIR", paths.tmp.clone()),
             ("NO_COLOR", "1".to_owned()),
             // Reproducible bytecode (checked-hash pycs) and build backends' timestamps.
             ("SOURCE_DATE_EPOCH", mtime.to_string()),
             ("PYTHONHASHSEED", "0".to_owned()),
             // The interpreter running the installer must not leave stdlib pycs in the layer.
             ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
-            ("UV_CACHE_DIR", uv_cache.to_owned()),
+            ("UV_CACHE_DIR", paths.uv_cache.clone()),
             ("UV_LINK_MODE", "copy".to_owned()),
             ("UV_PYTHON_DOWNLOADS", "never".to_owned()),
             ("UV_NO_PROGRESS", "1".to_owned()),
-            ("PIP_CACHE_DIR", pip_cache.to_owned()),
+            ("PIP_CACHE_DIR", paths.pip_cache.clone()),
             ("PIP_NO_INPUT", "1".to_owned()),
             ("PIP_PROGRESS_BAR", "off".to_owned()),
             ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_owned()),
             ("PIP_ROOT_USER_ACTION", "ignore".to_owned()),
+            // No pip.conf of the image or the host: pip is configured by PIP_* only (keyed).
+            ("PIP_CONFIG_FILE", "/dev/null".to_owned()),
         ];
         for (k, v) in fixed {
             env.retain(|(name, _)| name != k);
             env.push((k.to_owned(), v));
+        }
+        if paths.sandboxed {
+            for (var, files) in &self.input_files {
+                let mounted: Vec<String> = (0..files.len())
+                    .map(|i| format!("{INPUTS_TARGET}/{var}-{i}"))
+                    .collect();
+                env.retain(|(name, _)| name != var);
+                env.push((var.clone(), mounted.join(" ")));
+            }
         }
         if self.ca_bundle.is_some() {
             for k in [
@@ -210,7 +285,7 @@ impl PassThrough {
                 "CURL_CA_BUNDLE",
             ] {
                 env.retain(|(name, _)| name != k);
-                env.push((k.to_owned(), CA_TARGET.to_owned()));
+                env.push((k.to_owned(), paths.ca.clone()));
             }
             // uv reads the bundle through the system store (`SSL_CERT_FILE`); `UV_SYSTEM_CERTS`
             // is the name uv 0.13 uses (it warns that `UV_NATIVE_TLS` is deprecated).
@@ -219,6 +294,19 @@ impl PassThrough {
         }
         env
     }
+}
+
+/// `sha256:<hex>` of each file's content (or `missing:<path>`), space-separated.
+fn content_digests(files: &[PathBuf]) -> String {
+    use sha2::Digest as _;
+    files
+        .iter()
+        .map(|f| match fs_err::read(f) {
+            Ok(bytes) => format!("sha256:{:x}", sha2::Sha256::digest(&bytes)),
+            Err(_) => format!("missing:{}", f.display()),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Replaces every secret in `text` with `***`.

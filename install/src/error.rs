@@ -107,6 +107,47 @@ pub enum InstallError {
     /// A cached layer could not be unpacked as a lower dir of a later sandbox.
     #[error("cannot unpack a cached layer for the sandbox")]
     Unpack(#[source] layers::UnpackError),
+    /// The base image's interpreter cannot be run for its root from the host (the
+    /// namespace-free install).
+    #[error("cannot use the python of the base root {} without namespaces: {reason}", root.display())]
+    Interpreter {
+        /// The unpacked root.
+        root: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The layer cannot be installed for the requested platform.
+    #[error("cannot install for {platform}: {reason}")]
+    ForeignPlatform {
+        /// The target platform.
+        platform: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A layer installed for another platform holds a program for the host's CPU (a package
+    /// built from source on the host).
+    #[error("{} for {platform} holds {file}, built for {found}", package.as_deref().map(|p| format!("package {p}")).unwrap_or_else(|| "the dependency layer".into()))]
+    ForeignElf {
+        /// The distribution the file belongs to, when its RECORD names it.
+        package: Option<String>,
+        /// The file (image path).
+        file: String,
+        /// The target platform.
+        platform: String,
+        /// The machine the file is for.
+        found: String,
+    },
+    /// A package has no wheel for the target platform and must be compiled, which pyslip does
+    /// not do for another platform.
+    #[error("{} has no wheel for {platform} and would have to be compiled from its sdist", package.as_deref().unwrap_or("a dependency"))]
+    ForeignNeedsWheel {
+        /// The package, when the installer's output names it.
+        package: Option<String>,
+        /// The target platform.
+        platform: String,
+        /// The installer's own message.
+        output: String,
+    },
     /// The runtime user is not `root`, `UID` or `UID:GID`.
     #[error("user {0:?} is not root, UID or UID:GID")]
     User(String),
@@ -162,6 +203,16 @@ impl InstallError {
             ),
             InstallError::UvDownload { .. } => Some(
                 "pyslip downloads a pinned uv from files.pythonhosted.org: check network/proxy settings (HTTPS_PROXY, SSL_CERT_FILE), or pass --uv PATH".to_owned(),
+            ),
+            InstallError::ForeignPlatform { .. } => Some(
+                "build that platform on a host of its own architecture, or use uv (the default installer) for linux/amd64 and linux/arm64".to_owned(),
+            ),
+            InstallError::ForeignElf { package, .. } | InstallError::ForeignNeedsWheel { package, .. } => Some(format!(
+                "pyslip installs for another platform without emulation, from wheels: pin a version of {} that has a manylinux wheel for the platform, or build that platform on a host of its architecture",
+                package.as_deref().unwrap_or("the package")
+            )),
+            InstallError::Interpreter { .. } => Some(
+                "run with --sandbox namespaces where unprivileged user namespaces work, or use a python:X.Y-slim base".to_owned(),
             ),
             InstallError::UvPlatform(_) => Some("pass --uv PATH to a static uv binary for the target platform".to_owned()),
             InstallError::Failed { kind, package, python, .. } => match kind {

@@ -21,6 +21,7 @@ const COMPILER: &[&str] = &[
     "error: could not find a C compiler",
     "No such file or directory: 'gcc'",
     "No such file or directory: 'cc'",
+    "-linux-gnu-gcc'",
     "Unknown compiler(s)",
     "fatal error: Python.h",
     "can't find Rust compiler",

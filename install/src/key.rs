@@ -12,10 +12,10 @@ use crate::uv::UV_VERSION;
 
 /// Version of the key scheme (and of the layer recipe): bump it when the install steps, the
 /// filter or anything else that shapes the layer changes.
-pub const KEY_SCHEME: &str = "pyslip-deps-v2";
+pub const KEY_SCHEME: &str = "pyslip-deps-v3";
 
 /// Version of the project layer's key scheme.
-pub const PROJECT_KEY_SCHEME: &str = "pyslip-project-v1";
+pub const PROJECT_KEY_SCHEME: &str = "pyslip-project-v2";
 
 /// Feeds length-prefixed fields into the hash, so that no two field lists collide.
 pub(crate) struct KeyHasher(Sha256);
@@ -114,6 +114,9 @@ pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
         }
     }
     h.field("install-project", &[u8::from(install.install_project)]);
+    if let Some(config) = crate::steps::uv_config(req.project_dir)? {
+        h.field("uv-config", config.as_bytes());
+    }
     for input in &install.inputs {
         h.file(&format!("input:{input}"), &req.project_dir.join(input))?;
     }
@@ -148,6 +151,9 @@ pub fn project_key(req: &DepsRequest, deps: &DepsLayer) -> Result<String, Instal
     }
     for (k, v) in PassThrough::from_host(&req.host_env).keyed() {
         h.field(&format!("env:{k}"), v.as_bytes());
+    }
+    if let Some(config) = crate::steps::uv_config(req.project_dir)? {
+        h.field("uv-config", config.as_bytes());
     }
     h.shipped(req.project_dir, &req.plan.files)?;
     Ok(h.finish())

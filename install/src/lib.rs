@@ -17,14 +17,20 @@
 
 mod build;
 mod collectstatic;
+mod compile;
 mod env;
 mod error;
 mod failure;
+mod fixup;
 mod fsutil;
+mod interp;
 mod key;
 mod locks;
+mod platform;
 mod request;
 mod roots;
+mod runner;
+mod shadow;
 mod steps;
 mod store;
 mod uv;
@@ -40,4 +46,5 @@ pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
+pub use runner::Isolation;
 pub use uv::{UV_VERSION, ensure_uv};

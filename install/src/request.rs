@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use layers::{Digest, WrittenLayer};
 use pyslip_plan::BuildPlan;
 
+use crate::runner::Isolation;
+
 /// One dependency-layer build.
 #[derive(Debug, Clone)]
 pub struct DepsRequest<'a> {
@@ -28,6 +30,9 @@ pub struct DepsRequest<'a> {
     pub mtime: u64,
     /// The build's environment; `PIP_*`, `UV_*`, proxy and CA settings are taken from it.
     pub host_env: Vec<(String, String)>,
+    /// Whether the installer runs in the namespace sandbox or for the root from the host (the
+    /// layer's bytes are the same either way).
+    pub isolation: Isolation,
 }
 
 /// The dependency layer, in the blob store.
@@ -45,6 +50,8 @@ pub struct DepsLayer {
     pub key: String,
     /// Tail of the installer's output, credentials redacted (empty on reuse).
     pub log: String,
+    /// Paths whose setuid/setgid/sticky or world-write bits the layer dropped (empty on reuse).
+    pub special_bits: Vec<String>,
 }
 
 /// The project layer (the project's own package, installed without its dependencies): the same

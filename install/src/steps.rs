@@ -12,6 +12,8 @@ pub(crate) const PROJECT: &str = "/.pyslip/project";
 pub(crate) const WORK: &str = "/.pyslip/work";
 /// The pinned uv binary, mounted read-only.
 pub(crate) const UV: &str = "/.pyslip/uv";
+/// [`UV`], for matching argv.
+pub(crate) const UV_PATH: &str = UV;
 /// The copy of the project's shipped files that a project install builds from.
 pub(crate) const SRC: &str = "/.pyslip/work/src";
 /// uv's package cache.
@@ -81,18 +83,104 @@ pub(crate) fn split_project(
     })
 }
 
+/// The generated uv configuration file, when the project configures uv.
+pub(crate) const UV_CONFIG: &str = "uv-config.toml";
+
+/// uv's settings that pyslip decides itself (cache, link mode, bytecode, interpreter choice):
+/// dropped from a project's uv configuration.
+const UV_OWN: &[&str] = &[
+    "cache-dir",
+    "no-cache",
+    "link-mode",
+    "compile-bytecode",
+    "python-downloads",
+    "python-preference",
+    "native-tls",
+    "system-certs",
+    "python-install-mirror",
+    "pypy-install-mirror",
+    "graalpy-install-mirror",
+    "pyodide-install-mirror",
+    "python-downloads-json-url",
+];
+/// The same for `[pip]` settings, plus those that redirect the install.
+const UV_PIP_OWN: &[&str] = &[
+    "python",
+    "system",
+    "break-system-packages",
+    "target",
+    "prefix",
+    "compile-bytecode",
+    "link-mode",
+    "cache-dir",
+    "no-cache",
+];
+
+/// The project's uv configuration as uv would discover it in the project directory — `uv.toml`,
+/// else `[tool.uv]` of `pyproject.toml` — minus the settings pyslip decides itself; `None` when
+/// the project configures nothing. uv runs with `--no-config --config-file` of this, so no
+/// configuration of the host, the image or a parent directory reaches the install, and the
+/// content is part of the cache key.
+pub(crate) fn uv_config(project: &std::path::Path) -> Result<Option<String>, InstallError> {
+    let (file, mut table) = if project.join("uv.toml").is_file() {
+        let text = read(project, "uv.toml")?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| InstallError::InvalidInput {
+            file: "uv.toml".into(),
+            reason: e.message().to_owned(),
+        })?;
+        ("uv.toml", table)
+    } else if project.join("pyproject.toml").is_file() {
+        let text = read(project, "pyproject.toml")?;
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| InstallError::InvalidInput {
+            file: "pyproject.toml".into(),
+            reason: e.message().to_owned(),
+        })?;
+        let Some(toml::Value::Table(uv)) = doc.get("tool").and_then(|t| t.get("uv")).cloned()
+        else {
+            return Ok(None);
+        };
+        ("pyproject.toml", uv)
+    } else {
+        return Ok(None);
+    };
+    for key in UV_OWN {
+        table.remove(*key);
+    }
+    if let Some(toml::Value::Table(pip)) = table.get_mut("pip") {
+        for key in UV_PIP_OWN {
+            pip.remove(*key);
+        }
+    }
+    if table.is_empty() {
+        return Ok(None);
+    }
+    toml::to_string(&table)
+        .map(Some)
+        .map_err(|e| InstallError::InvalidInput {
+            file: file.into(),
+            reason: format!("cannot re-write its uv settings: {e}"),
+        })
+}
+
+/// `--no-config`, and `--config-file` when the recipe carries the project's uv configuration.
+fn uv_config_flags(with_config: bool) -> Vec<String> {
+    let mut out = strings(&["--no-config"]);
+    if with_config {
+        out.push("--config-file".into());
+        out.push(format!("{WORK}/{UV_CONFIG}"));
+    }
+    out
+}
+
 /// The installer command prefix (`uv pip install --system …` or `python3 -m pip install …`).
-fn install_prefix(installer: Installer) -> Vec<String> {
+/// Neither compiles bytecode: pyslip does, the same way for every install path.
+fn install_prefix(installer: Installer, uv_config: bool) -> Vec<String> {
     match installer {
-        Installer::Uv => strings(&[
-            UV,
-            "pip",
-            "install",
-            "--system",
-            "--python",
-            "python3",
-            "--compile-bytecode",
-        ]),
+        Installer::Uv => {
+            let mut argv = strings(&[UV, "pip", "install", "--system", "--python", "python3"]);
+            argv.extend(uv_config_flags(uv_config));
+            argv
+        }
         Installer::Pip => strings(&[
             "python3",
             "-m",
@@ -101,23 +189,31 @@ fn install_prefix(installer: Installer) -> Vec<String> {
             "--root-user-action=ignore",
             "--disable-pip-version-check",
             "--no-input",
+            "--no-compile",
         ]),
     }
 }
 
 /// The recipe of the project layer: the project's own package, non-editable, without its
 /// dependencies (they are in the dependency layer below).
-pub(crate) fn project_recipe(install: &InstallPlan) -> Recipe {
-    let argv = install_prefix(install.installer)
+pub(crate) fn project_recipe(
+    install: &InstallPlan,
+    project: &std::path::Path,
+) -> Result<Recipe, InstallError> {
+    let config = uv_config(project)?;
+    let argv = install_prefix(install.installer, config.is_some())
         .into_iter()
         .chain(strings(&["--no-deps", SRC]))
         .collect();
-    Recipe {
+    Ok(Recipe {
         steps: vec![Step { argv }],
-        files: Vec::new(),
+        files: config
+            .map(|c| (UV_CONFIG.to_owned(), c))
+            .into_iter()
+            .collect(),
         copy_project: true,
         needs_uv: install.installer == Installer::Uv,
-    }
+    })
 }
 
 /// The recipe for `install` in `project`: the dependency layer, with the project itself when
@@ -127,9 +223,15 @@ pub(crate) fn recipe(
     project: &std::path::Path,
 ) -> Result<Recipe, InstallError> {
     let split = split_project(install, project)?;
-    let base = install_prefix(install.installer);
+    let config = uv_config(project)?;
+    let base = install_prefix(install.installer, config.is_some());
     let mut r = Recipe {
         needs_uv: install.installer == Installer::Uv,
+        files: config
+            .clone()
+            .map(|c| (UV_CONFIG.to_owned(), c))
+            .into_iter()
+            .collect(),
         ..Recipe::default()
     };
     let install_cmd = |extra: &[&str]| Step {
@@ -199,19 +301,22 @@ pub(crate) fn recipe(
         PackageManager::UvLock => {
             r.needs_uv = true;
             let exported = format!("{WORK}/uv-requirements.txt");
+            let mut export = strings(&[UV, "export"]);
+            export.extend(uv_config_flags(config.is_some()));
             r.steps.push(Step {
-                argv: strings(&[
-                    UV,
-                    "export",
-                    "--locked",
-                    "--no-dev",
-                    "--no-emit-project",
-                    "--no-header",
-                    "--format",
-                    "requirements-txt",
-                    "--output-file",
-                    &exported,
-                ]),
+                argv: export
+                    .into_iter()
+                    .chain(strings(&[
+                        "--locked",
+                        "--no-dev",
+                        "--no-emit-project",
+                        "--no-header",
+                        "--format",
+                        "requirements-txt",
+                        "--output-file",
+                        &exported,
+                    ]))
+                    .collect(),
             });
             r.steps.push(install_cmd(&[
                 "--require-hashes",

@@ -67,6 +67,7 @@ impl Store {
                 created_by,
                 key,
                 log: String::new(),
+                special_bits: Vec::new(),
             },
         ))
     }

@@ -21,6 +21,7 @@ fn static_request<'a>(build: &'a Build, layers: &'a [&'a DepsLayer]) -> StaticRe
         cache_dir: &build.cache,
         no_cache: build.no_cache,
         mtime: 0,
+        isolation: build.isolation,
     }
 }
 
@@ -172,6 +173,17 @@ rootless_test! {
         let served = run_app(&build, &[&deps, &layer], dir.path(), &["python", "-c", SERVE]);
         assert_eq!(served.1.trim(), "200 200 200", "{}", served.1);
         eprintln!("TIMING django collectstatic: first {cold:?} (incl. unpacking the deps root), re-run {warm:?}, cache hit {hit_time:?}");
+
+        // Without namespaces (the installer and Django run for the root from the host): the
+        // same bytes.
+        let mut bare = Build::for_plan_python(&common::app("django"), &cache);
+        bare.no_cache = true;
+        bare.isolation = pyslip_install::Isolation::None;
+        let bare_deps = bare.run().unwrap();
+        assert_eq!(bare_deps.layer, deps.layer, "the dependency layer differs without namespaces");
+        let bare_layers = [&bare_deps];
+        let bare_static = collectstatic_layer(&static_request(&bare, &bare_layers)).unwrap().unwrap();
+        assert_eq!(bare_static.layer, layer.layer, "collectstatic without namespaces differs");
     }
 }
 

@@ -4,6 +4,7 @@
 //! Sync code only; no registry or sandbox code lives here.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod changes;
 pub mod diff;
 pub mod digest;
 pub mod entry;
@@ -14,6 +15,7 @@ pub mod tree;
 pub mod unpack;
 pub mod writer;
 
+pub use changes::{Changes, Lowers, changes_from_tree, changes_from_upper, normalised_mode};
 pub use diff::diff_entries;
 pub use digest::{Digest, DigestError};
 pub use entry::{EntryKind, FileSource, LayerEntry};

@@ -11,6 +11,7 @@ mod error;
 mod exec;
 #[cfg(test)]
 mod fake;
+mod host;
 mod lowers;
 mod plan;
 mod probe;
@@ -22,7 +23,8 @@ mod syscall;
 
 pub use config::{BindMount, ExitStatus, Output, Sandbox, Stdio};
 pub use error::{Blocker, SandboxError};
+pub use host::{HostCommand, STEP_UMASK};
 pub use lowers::{LOWERDIR_MAX, ShortLowers, short_lowers};
-pub use probe::{probe, probe_in};
+pub use probe::{probe, probe_in, probe_sandbox};
 pub use scrub::remove_mountpoints;
 pub use start::{Running, StartOptions, Stopped};

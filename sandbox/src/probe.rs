@@ -98,7 +98,36 @@ pub fn probe_in(scratch: &Path) -> Result<(), SandboxError> {
     steps.push(Step::MountRoot {
         options: overlay_options(&[&lower], &upper, &work)?,
     });
-    let plan = Plan { steps, slots: 0 };
+    run_probe(&Plan { steps, slots: 0 })
+}
+
+/// Sets up a complete sandbox — every namespace, the overlay root under `scratch`, a fresh
+/// `/proc`, `/dev`, the host name, `no_new_privs` — around an empty root, and exits instead of
+/// running a command: whether [`crate::Sandbox::run`] can work here, and if not, the error it
+/// would give (naming the blocking setting). Costs a few milliseconds.
+pub fn probe_sandbox(scratch: &Path) -> Result<(), SandboxError> {
+    let dir = Scratch::new(scratch)?;
+    let (lower, upper, work) = (dir.0.join("lower"), dir.0.join("upper"), dir.0.join("work"));
+    for d in [&lower, &upper, &work] {
+        fs_err::create_dir(d).map_err(SandboxError::Io)?;
+    }
+    let sandbox = crate::Sandbox {
+        lower: vec![lower],
+        upper,
+        work,
+        mounts: Vec::new(),
+        env: Vec::new(),
+        cwd: "/".into(),
+        hostname: "pyslip".into(),
+    };
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let plan = Plan::build(&sandbox, uid, gid, &crate::run::host_info(&sandbox)?)?;
+    run_probe(&plan)
+}
+
+/// Runs `plan` in a child that exits 0 once it is set up; the setup error otherwise.
+fn run_probe(plan: &Plan) -> Result<(), SandboxError> {
     let (parent, child_end) = channel().map_err(SandboxError::Spawn)?;
     let fds = ChildFds {
         stdin: 0,
@@ -106,7 +135,7 @@ pub fn probe_in(scratch: &Path) -> Result<(), SandboxError> {
         stderr: 2,
         channel: child_end.as_raw_fd(),
     };
-    let spawned = spawn(&plan, Action::Probe, fds);
+    let spawned = spawn(plan, Action::Probe, fds);
     drop(child_end);
     let pid = spawned.map_err(|e| clone_error(e, &Sysctls::read()))?;
     let mut failed = None;
@@ -123,7 +152,7 @@ pub fn probe_in(scratch: &Path) -> Result<(), SandboxError> {
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
     received.map_err(SandboxError::Spawn)?;
     if let Some((step, errno)) = failed {
-        return Err(setup_error(&plan, step, errno, &Sysctls::read()));
+        return Err(setup_error(plan, step, errno, &Sysctls::read()));
     }
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(SandboxError::Lost(format!("probe wait status {status:#x}")));

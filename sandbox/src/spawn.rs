@@ -346,10 +346,12 @@ fn reaper(command: &Command, fds: ChildFds, channel: ChildChannel, ready: Option
     }
 }
 
-/// The command process (PID 2): unblock signals, chdir, execve each candidate.
+/// The command process (PID 2): unblock signals, fix the umask, chdir, execve each candidate.
 fn run_command(command: &Command, channel: ChildChannel) -> ! {
     // SAFETY: plain syscall wrappers on locals and on the parent-built, NUL-terminated arrays.
     unsafe {
+        // Files the step creates must not depend on the caller's umask.
+        libc::umask(crate::host::STEP_UMASK as libc::mode_t);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

@@ -2,10 +2,16 @@
 # Base image fixtures: python:<X.Y>-slim look-alikes built with mmdebstrap (Docker
 # Hub is unreachable here), turned into OCI layouts by testdata/fixtures/make_image.py
 # and pushed to the open registry (and 3.11 also to the auth registry).
-# Cache: $PYSLIP_CACHE_DIR/fixtures/<suite>/{rootfs.tar,python-version,layout/,summary.json}
-# with key files, so a second run rebuilds nothing. Sourced; needs common.sh.
+# The suites in PYSLIP_FIXTURE_ARM64_SUITES also get a real linux/arm64 image in their
+# index, its root filesystem built by mmdebstrap under qemu-user-static (minutes on 2
+# cores: cached like the rest). Emulation builds the fixture and lets tests *run* arm64
+# images; pyslip itself never uses it.
+# Cache: $PYSLIP_CACHE_DIR/fixtures/<suite>/{rootfs.tar,rootfs-arm64.tar,python-version,
+# python-version-arm64,layout/,summary.json} with key files, so a second run rebuilds
+# nothing. Sourced; needs common.sh.
 
 PYSLIP_FIXTURE_SUITES=(bookworm trixie sid)
+PYSLIP_FIXTURE_ARM64_SUITES=(trixie)
 PYSLIP_MAKE_IMAGE=$PYSLIP_REPO_ROOT/testdata/fixtures/make_image.py
 
 fixture_expected_xy() {
@@ -39,6 +45,54 @@ fixture_mmdebstrap_args() {
 
 sha256_of_stdin() { sha256sum | cut -d' ' -f1; }
 
+# Whether suite $1 gets a real arm64 image.
+fixture_has_arm64() {
+	local s
+	for s in "${PYSLIP_FIXTURE_ARM64_SUITES[@]}"; do [[ $s == "$1" ]] && return 0; done
+	return 1
+}
+
+# qemu-user-static's aarch64 handler registered with binfmt_misc (fix-binary flag), so that
+# mmdebstrap can configure an arm64 root and podman can run arm64 images.
+binfmt_ensure() {
+	if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
+		mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+			die "cannot mount binfmt_misc (needed to build and run the arm64 fixture)"
+	fi
+	if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+		update-binfmts --enable qemu-aarch64 >&2 || die "update-binfmts --enable qemu-aarch64 failed"
+	fi
+	[[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || die "qemu-aarch64 is not registered with binfmt_misc"
+}
+
+# Build (if not cached) the arm64 root filesystem of suite $1 (same packages as the host's).
+fixture_build_arm64() {
+	local suite=$1 dir key
+	dir=$(fixture_dir "$suite")
+	local -a args
+	mapfile -t args < <(fixture_mmdebstrap_args "$suite")
+	key=$( (
+		echo arm64
+		printf '%s\n' "${args[@]}"
+	) | sha256_of_stdin)
+	if [[ -s $dir/rootfs-arm64.tar && -s $dir/python-version-arm64 && $(cat "$dir/rootfs-arm64.key" 2>/dev/null) == "$key" ]]; then
+		return 0
+	fi
+	binfmt_ensure
+	rm -f "$dir/rootfs-arm64.key" "$dir/rootfs-arm64.tar" "$dir/python-version-arm64" "$dir"/*.arm64.tmp*
+	log "mmdebstrap $suite arm64 under qemu (minutes; cached afterwards)"
+	local t0=$SECONDS
+	# shellcheck disable=SC2016 # "$1" is the hook's argument (the root directory)
+	mmdebstrap --arch=arm64 "${args[@]}" \
+		--customize-hook="chroot \"\$1\" python3 -c 'import platform; print(platform.python_version())' >'$dir/python-version-arm64.tmp'" \
+		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old "$1"/var/log/apt/* "$1"/var/log/dpkg.log' \
+		"$dir/rootfs-arm64.tmp.tar"
+	mv "$dir/python-version-arm64.tmp" "$dir/python-version-arm64"
+	mv "$dir/rootfs-arm64.tmp.tar" "$dir/rootfs-arm64.tar"
+	echo "$key" >"$dir/rootfs-arm64.key"
+	log "mmdebstrap $suite arm64 done in $((SECONDS - t0)) s: Python $(<"$dir/python-version-arm64")"
+}
+
 # Build (if not cached) the root filesystem and OCI layout of suite $1.
 fixture_build() {
 	local suite=$1 dir key lkey
@@ -61,17 +115,23 @@ fixture_build() {
 		echo "$key" >"$dir/rootfs.key"
 		log "mmdebstrap $suite done in $((SECONDS - t0)) s: Python $(<"$dir/python-version")"
 	fi
+	local -a other=()
+	if fixture_has_arm64 "$suite"; then
+		fixture_build_arm64 "$suite"
+		other=(--other-rootfs "$dir/rootfs-arm64.tar" --other-python-version "$(<"$dir/python-version-arm64")")
+	fi
 	lkey=$( (
 		cat "$PYSLIP_MAKE_IMAGE"
 		echo "$key"
 		cat "$dir/python-version"
+		if ((${#other[@]})); then cat "$dir/rootfs-arm64.key" "$dir/python-version-arm64"; fi
 	) | sha256_of_stdin)
 	if [[ ! -s $dir/layout/index.json || ! -s $dir/summary.json || $(cat "$dir/layout.key" 2>/dev/null) != "$lkey" ]]; then
 		rm -rf "$dir/layout" "$dir/layout.tmp" "$dir/layout.key" "$dir/summary.json"
 		log "building OCI layout for $suite"
 		python3 "$PYSLIP_MAKE_IMAGE" build --rootfs "$dir/rootfs.tar" \
 			--python-version "$(<"$dir/python-version")" --suite "$suite" \
-			--layout "$dir/layout.tmp" >"$dir/summary.json.tmp"
+			--layout "$dir/layout.tmp" "${other[@]}" >"$dir/summary.json.tmp"
 		mv "$dir/layout.tmp" "$dir/layout"
 		mv "$dir/summary.json.tmp" "$dir/summary.json"
 		echo "$lkey" >"$dir/layout.key"
@@ -108,6 +168,8 @@ fixtures_ensure() {
 	local suite failed=() pids=() i
 	mkdir -p "$PYSLIP_CACHE_DIR/fixtures"
 	command -v python3 >/dev/null || die "python3 missing"
+	# Tests run the arm64 images under qemu even when the fixtures are cached.
+	((${#PYSLIP_FIXTURE_ARM64_SUITES[@]} == 0)) || binfmt_ensure
 	for suite in "${PYSLIP_FIXTURE_SUITES[@]}"; do
 		(
 			set -euo pipefail

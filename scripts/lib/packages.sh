@@ -6,6 +6,8 @@ PYSLIP_PACKAGES=(
 	apache2-utils curl jq busybox-static docker.io python3 ca-certificates iproute2
 	# podman helpers installed with it on the reference machine (rootless overlay, --init)
 	fuse-overlayfs catatonit
+	# the arm64 fixture: mmdebstrap --arch=arm64 and `podman run --platform linux/arm64`
+	qemu-user-static binfmt-support arch-test
 )
 
 packages_missing() {

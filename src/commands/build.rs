@@ -106,6 +106,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
@@ -151,9 +152,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 uv: args.uv.as_deref(),
                 no_cache: args.no_cache,
                 mtime,
+                isolation: &isolation,
             };
             printer.step("making the dependency layer");
-            let installed = deps::layers(&client, &cache, &pulled, &plan, &settings).await?;
+            let installed =
+                deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await?;
             let mut below = vec![&installed.deps];
             for (layer, origin) in [
                 (Some(&installed.deps), LayerOrigin::Deps),
@@ -161,6 +164,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             ] {
                 let Some(layer) = layer else { continue };
                 printer.layer(origin, &layer.layer.digest, layer.layer.size, layer.reused);
+                if !layer.special_bits.is_empty() {
+                    printer.warn(&format!(
+                        "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
+                        layer.special_bits.join(", ")
+                    ));
+                }
                 new_layers.push(new_layer(
                     &layer.layer,
                     origin,
@@ -172,7 +181,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             sandbox_layers.extend(below.iter().map(|l| (*l).clone()));
             printer.step("running collectstatic");
             if let Some(statics) =
-                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings).await?
+                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
+                    .await?
             {
                 printer.layer(
                     LayerOrigin::Static,

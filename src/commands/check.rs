@@ -14,7 +14,7 @@ use pyslip_registry::{Client, PulledImage};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, write_atomic_in};
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, SandboxMode};
 use crate::commands::{UserError, base, report::Printer};
 use crate::image::ImageParts;
 
@@ -47,6 +47,13 @@ impl CheckSettings {
         let by_config = plan.check.as_ref().is_some_and(|c| c.value);
         if args.no_check || !(by_flags || by_config) {
             return Ok(None);
+        }
+        if args.sandbox == SandboxMode::None {
+            return Err(UserError::new(
+                "the boot check needs the rootless namespace sandbox (a private network and PID namespace for the app), and --sandbox none runs without namespaces",
+                "build without --check (--no-check overrides `check = true` in the config), or use --sandbox auto where unprivileged user namespaces are allowed",
+            )
+            .into());
         }
         let path = match (&args.check_path, &plan.check_path) {
             (Some(path), _) => path.clone(),

@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pyslip_install::{DepsLayer, DepsRequest, StaticLayer, StaticRequest};
+use pyslip_install::{DepsLayer, DepsRequest, Isolation, StaticLayer, StaticRequest};
 use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, Platform, PulledImage};
 
 use crate::cache::Cache;
+use crate::cli::SandboxMode;
 use crate::commands::base;
+use crate::commands::report::Printer;
 
 /// Settings of one build that the dependency layer depends on.
 pub struct DepsSettings<'a> {
@@ -23,6 +25,50 @@ pub struct DepsSettings<'a> {
     pub no_cache: bool,
     /// Entry mtimes and `SOURCE_DATE_EPOCH`.
     pub mtime: u64,
+    /// Where build steps run (decided on the first cache miss).
+    pub isolation: &'a IsolationChoice,
+}
+
+/// `--sandbox`, resolved once per build, and only when a step must run: a build whose layers
+/// are all cached never probes.
+pub struct IsolationChoice {
+    mode: SandboxMode,
+    decided: std::sync::OnceLock<Isolation>,
+}
+
+impl IsolationChoice {
+    /// The choice `mode` asks for.
+    pub fn new(mode: SandboxMode) -> Self {
+        Self {
+            mode,
+            decided: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where steps run; with `auto`, probes the namespace sandbox (with its scratch in the
+    /// cache, where installs keep theirs) and says which was chosen, and why, in one line.
+    pub fn get(&self, cache: &Cache, printer: &Printer) -> Isolation {
+        *self.decided.get_or_init(|| match self.mode {
+            SandboxMode::Namespaces => Isolation::Namespaces,
+            SandboxMode::None => {
+                printer.note("sandbox none (--sandbox none): build steps run on this host, isolated only by the job's own container");
+                Isolation::None
+            }
+            SandboxMode::Auto => match pyslip_sandbox::probe_sandbox(&cache.tmp_dir()) {
+                Ok(()) => Isolation::Namespaces,
+                Err(err) => {
+                    let why = match err.hint() {
+                        Some(hint) => format!("{err}; to use it: {hint}"),
+                        None => err.to_string(),
+                    };
+                    printer.note(&format!(
+                        "sandbox none: the namespace sandbox cannot run here ({why}); installing for the base root from this host"
+                    ));
+                    Isolation::None
+                }
+            },
+        })
+    }
 }
 
 /// The layers the install makes: third-party dependencies, and the project's own package when
@@ -44,6 +90,7 @@ pub async fn layers(
     base: &PulledImage,
     plan: &BuildPlan,
     settings: &DepsSettings<'_>,
+    printer: &Printer,
 ) -> Result<Installed> {
     let platform = settings.platform.to_string();
     let expected_root = base::root_path(cache, base)?;
@@ -58,6 +105,7 @@ pub async fn layers(
         no_cache: settings.no_cache,
         mtime: settings.mtime,
         host_env: std::env::vars().collect(),
+        isolation: Isolation::Namespaces,
     };
     let wants_project = pyslip_install::has_project_layer(&req)?;
     let cached_deps = if settings.no_cache {
@@ -77,6 +125,7 @@ pub async fn layers(
             });
         }
     }
+    req.isolation = settings.isolation.get(cache, printer);
     let root = base::root(client, cache, base).await?;
     req.base_root = &root;
     // The installs are synchronous (sandbox code has no async); keep the runtime's other
@@ -104,6 +153,7 @@ pub async fn static_layer(
     plan: &BuildPlan,
     below: &[&DepsLayer],
     settings: &DepsSettings<'_>,
+    printer: &Printer,
 ) -> Result<Option<StaticLayer>> {
     if !pyslip_install::runs_collectstatic(plan) {
         return Ok(None);
@@ -120,12 +170,14 @@ pub async fn static_layer(
         cache_dir: cache.root(),
         no_cache: settings.no_cache,
         mtime: settings.mtime,
+        isolation: Isolation::Namespaces,
     };
     if !settings.no_cache
         && let Some(hit) = pyslip_install::lookup_static(&req)?
     {
         return Ok(Some(hit));
     }
+    req.isolation = settings.isolation.get(cache, printer);
     let root = base::root(client, cache, base).await?;
     req.base_root = &root;
     tokio::task::block_in_place(|| pyslip_install::collectstatic_layer(&req))

@@ -52,6 +52,14 @@ impl Printer {
         }
     }
 
+    /// A line of information that matters also to machines reading `--json` (on stderr).
+    pub fn note(&self, text: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// A warning (always shown, also with `--json`, on stderr).
     pub fn warn(&self, text: &str) {
         match &self.spinner {
@@ -114,11 +122,7 @@ impl Printer {
         for line in text.lines() {
             block.push_str(&format!("  | {line}\n"));
         }
-        let block = block.trim_end();
-        match &self.spinner {
-            Some(bar) => bar.println(block),
-            None => eprintln!("{block}"),
-        }
+        self.note(block.trim_end());
     }
 
     /// A local output was written.

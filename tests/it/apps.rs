@@ -8,15 +8,37 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Container, Work, env, free_port, host, unique_repo};
+use crate::support::{Container, Work, base_repo, env, free_port, host, unique_repo};
 
-/// Build `app` with `--push`, pull it and start it; returns the report, image and container.
+/// Build `app` with `--push` under umask 077, pull it and start it; returns the report, image and
+/// container. An app with a dependency layer is built again under umask 022 (layers rebuilt, not
+/// reused): the digest must not change, and the image (run as the default unprivileged user)
+/// must work although the first build's files were created 0600.
 fn build_and_start(work: &Work, app: &str, extra: &[&str]) -> (Value, String, Container, u16) {
     let dir = work.app(app);
     let image = format!("{}/{}:1", env().registry, unique_repo(app));
-    let mut args = vec!["-t", image.as_str(), "--push", "--json"];
+    let repo = base_repo();
+    let dir_arg = dir.to_str().expect("utf-8 path");
+    let mut args = vec!["build", dir_arg, "--base-repo", &repo];
+    args.extend_from_slice(&["-t", image.as_str(), "--push", "--json"]);
     args.extend_from_slice(extra);
-    let report = work.build(&dir, &args).ok().json();
+    let report = work.pyslip_umask("077", &args).ok().json();
+    let has_deps = report["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .any(|l| l["origin"] == "deps");
+    if has_deps {
+        let again = format!("{}/{}:1", env().registry, unique_repo(app));
+        let mut args = vec!["build", dir_arg, "--base-repo", &repo];
+        args.extend_from_slice(&["-t", again.as_str(), "--push", "--json", "--no-cache"]);
+        args.extend_from_slice(extra);
+        let rebuilt = work.pyslip_umask("022", &args).ok().json();
+        assert_eq!(
+            rebuilt["digest"], report["digest"],
+            "{app}: umask 077 and 022 give different images"
+        );
+    }
     host("podman", &["pull", "-q", &image]);
     let port = free_port();
     let container = Container::podman(&image, port);

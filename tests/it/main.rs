@@ -8,6 +8,7 @@ mod boot_check;
 mod build_outputs;
 mod deps_cache;
 mod errors;
+mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
 mod reproducible;

@@ -226,6 +226,17 @@ impl Work {
         self.pyslip_with(args, &[])
     }
 
+    /// Run pyslip as the test user under `umask` (it applies to everything pyslip and the
+    /// steps it runs create).
+    pub fn pyslip_umask(&self, umask: &str, args: &[&str]) -> Run {
+        let mut cmd = self.command_as_user(Path::new("/bin/sh"));
+        cmd.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(&self.bin)
+            .args(args);
+        Run::from(cmd.output().expect("run pyslip"), args)
+    }
+
     /// Run pyslip as the test user with extra environment variables.
     pub fn pyslip_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = self.command_as_user(&self.bin);

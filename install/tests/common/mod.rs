@@ -199,6 +199,10 @@ pub struct Build {
     pub cache: PathBuf,
     pub env: Vec<(String, String)>,
     pub no_cache: bool,
+    /// Sandbox or namespace-free install.
+    pub isolation: pyslip_install::Isolation,
+    /// Target platform.
+    pub platform: String,
 }
 
 impl Build {
@@ -223,6 +227,8 @@ impl Build {
             cache: cache.to_owned(),
             env: host_env(&[]),
             no_cache: false,
+            isolation: pyslip_install::Isolation::Namespaces,
+            platform: "linux/amd64".into(),
         }
     }
 
@@ -232,12 +238,13 @@ impl Build {
             plan: &self.plan,
             base_root: &self.base,
             base_digest: &self.digest,
-            platform: "linux/amd64",
+            platform: &self.platform,
             cache_dir: &self.cache,
             uv_override: None,
             no_cache: self.no_cache,
             mtime: 0,
             host_env: self.env.clone(),
+            isolation: self.isolation,
         }
     }
 
