@@ -396,3 +396,43 @@ fn every_testdata_web_app_is_checked() {
         }
     }
 }
+
+#[test]
+fn check_without_namespaces_is_refused_before_any_work() {
+    let work = Work::new();
+    let app = work.app("stdlib");
+    let layout = work.path().join("oci");
+    let run = work
+        .build(
+            &app,
+            &[
+                "--check",
+                "--sandbox",
+                "none",
+                "--oci-layout",
+                layout.to_str().expect("utf-8"),
+            ],
+        )
+        .failed();
+    let (error, hint) = run.error_and_hint();
+    assert!(error.contains("--sandbox none"), "{error}");
+    assert!(hint.contains("without --check"), "{hint}");
+    assert!(!layout.exists());
+    // Bad check flags are refused just as early.
+    let bad_path = work
+        .build(&app, &["--check-path", "healthz", "--oci-layout", "x"])
+        .failed();
+    assert!(
+        bad_path.error_and_hint().0.contains("--check-path"),
+        "{}",
+        bad_path.stderr
+    );
+    let zero = work
+        .build(&app, &["--check-timeout", "0", "--oci-layout", "x"])
+        .failed();
+    assert!(
+        zero.error_and_hint().0.contains("--check-timeout 0"),
+        "{}",
+        zero.stderr
+    );
+}
