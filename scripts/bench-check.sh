@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 app=${1:-stdlib}
 runs=${2:-3}
 [[ $(id -u) -eq 0 ]] || { echo "run as root (it sets up the test environment)" >&2; exit 1; }
-bash scripts/test-env.sh >/dev/null
+bash scripts/test-env.sh >/dev/null 2>&1
 # shellcheck disable=SC1091
 source /var/lib/pyslip-test/env
 cargo build --release --locked -q
@@ -35,7 +35,7 @@ as_user() {
 }
 build() {
 	as_user "$work/pyslip" build "$work/app" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" \
-		-t "$repo:1" --push "$@" >/dev/null
+		-t "$repo:1" --push "$@" >/dev/null 2>"$work/build.log" || { cat "$work/build.log" >&2; return 1; }
 }
 # The file the server imports (or the first Python file): a comment appended changes the app layer.
 entry=$(as_user "$work/pyslip" plan "$work/app" --base-repo "$PYSLIP_TEST_REGISTRY/library/python" --json |
