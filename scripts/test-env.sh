@@ -6,6 +6,7 @@
 #     host platform + placeholder arm64/amd64 + attestation), dockerv2/python:3.11-slim
 #     (Docker v2 media types), and 127.0.0.1:5001/library/python:3.11-slim
 #   - podman configured for this VM, unprivileged user pyslip-test, dockerd
+#   - SBOM validators (spdx-tools, cyclonedx-python-lib) in a venv
 # Idempotent; a second run only checks (a few seconds). At the end it prints and writes
 # /var/lib/pyslip-test/env, to be sourced by tests:  . /var/lib/pyslip-test/env
 #
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)
-for f in common packages registry fixtures podman user dockerd; do
+for f in common packages registry fixtures podman user dockerd validators; do
 	# shellcheck source=/dev/null
 	source "$LIB/$f.sh"
 done
@@ -54,6 +55,7 @@ main() {
 		local dockerd_job=$!
 	fi
 	fixtures_ensure
+	validators_ensure
 	podman_ensure
 	if [[ -n ${dockerd_job:-} ]]; then
 		if wait "$dockerd_job"; then
@@ -75,6 +77,7 @@ write_env() {
 		echo "export PYSLIP_TEST_AUTH_USER=$PYSLIP_AUTH_USER"
 		echo "export PYSLIP_TEST_AUTH_PASSWORD=$PYSLIP_AUTH_PASSWORD"
 		echo "export PYSLIP_TEST_USER=$PYSLIP_TEST_USER_NAME"
+		echo "export PYSLIP_TEST_VALIDATORS=$PYSLIP_VALIDATORS_DIR/bin"
 		echo "export PYSLIP_TEST_PYTHONS=\"$(fixtures_versions | tr '\n' ' ' | sed 's/ $//')\""
 		if [[ -n $1 ]]; then
 			echo "export PYSLIP_TEST_DOCKER=1"

@@ -17,9 +17,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image and push it, or write it as an OCI layout or a tarball.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Show what a build would do, and which file decided each value.
     Plan(PlanArgs),
+    /// Show what each layer of an image (in a registry or an OCI layout) holds, and why.
+    Inspect(InspectArgs),
+}
+
+/// Format of the `--sbom` document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
 }
 
 /// Which kind of process the image runs.
@@ -125,6 +136,13 @@ pub struct BuildArgs {
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,
+    /// Write the image's SBOM to FILE; with --push and --oci-layout it is also attached to the
+    /// image as an OCI 1.1 referrer.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// Format of the --sbom document.
+    #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
+    pub sbom_format: SbomFormat,
     /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
     /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
     #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
@@ -145,6 +163,24 @@ pub struct BuildArgs {
     /// Skip the boot check even when the config asks for it.
     #[arg(long, conflicts_with_all = ["check", "check_path", "check_timeout", "check_strict"])]
     pub no_check: bool,
+}
+
+/// `pyslip inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image reference (REGISTRY/REPOSITORY:TAG or @sha256:…) or an OCI layout directory
+    /// (DIR, or DIR:NAME when it holds several images).
+    #[arg(value_name = "REF|LAYOUT-DIR")]
+    pub target: String,
+    /// Platform to pick from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pyslip plan`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use layers::UnpackLimits;
-use pyslip_sandbox::{Running, Sandbox, SandboxError, StartOptions};
+use pyslip_sandbox::{ExitStatus, Running, Sandbox, SandboxError, StartOptions};
 
 use crate::error::CheckError;
 use crate::http;
@@ -34,6 +34,8 @@ const POLL: Duration = Duration::from_millis(20);
 const SETTLE: Duration = Duration::from_secs(1);
 /// How long to wait for the exit status after the probe failed (the server may be dying).
 const EXIT_WAIT: Duration = Duration::from_millis(500);
+/// The signal that ends a killed sandbox.
+const SIGKILL: i32 = 9;
 /// Lines of output shown with a failure.
 const OUTPUT_LINES: usize = 30;
 /// Bytes of output kept.
@@ -52,7 +54,8 @@ pub struct CheckRequest<'a> {
     /// The app layer's blob (gzip'd tar), unpacked into `scratch` as the topmost layer.
     pub app_layer: &'a Path,
     /// An empty directory for the check's files (the unpacked app layer, the overlay's upper and
-    /// work dirs), on a file system with user xattrs; emptied when the check ends.
+    /// work dirs), on a file system with user xattrs. The caller removes it after [`run`]
+    /// returned (the sandbox is gone by then).
     pub scratch: &'a Path,
     /// Web (must serve HTTP on `$PORT`) or worker (must keep running).
     pub workload: Workload,
@@ -68,12 +71,11 @@ pub struct CheckRequest<'a> {
 /// when it failed. Every process of the sandbox is killed before it returns.
 pub fn run(req: &CheckRequest<'_>) -> Result<Passed, CheckError> {
     let image = BootImage::from_config(req.config)?;
-    let scratch = Scratch::new(req.scratch)?;
-    let app = scratch.0.join("app");
+    let app = req.scratch.join("app");
     let blob = fs_err::File::open(req.app_layer).map_err(CheckError::Io)?;
     layers::unpack_layers_into(&app, [BufReader::new(blob)], &UnpackLimits::default())
         .map_err(CheckError::Unpack)?;
-    let (upper, work) = (scratch.0.join("upper"), scratch.0.join("work"));
+    let (upper, work) = (req.scratch.join("upper"), req.scratch.join("work"));
     for dir in [&upper, &work] {
         fs_err::create_dir(dir).map_err(CheckError::Io)?;
     }
@@ -114,7 +116,6 @@ pub fn run(req: &CheckRequest<'_>) -> Result<Passed, CheckError> {
         Workload::Worker => watch.worker(),
     };
     let stopped = running.stop();
-    drop(scratch);
     verdict.map_err(|failure| CheckError::Failed(with_output(failure, &stopped.output)))
 }
 
@@ -185,6 +186,12 @@ impl Watch<'_> {
             Ok(Some(status)) => Err(Failure::Exited {
                 workload,
                 status,
+                output: String::new(),
+            }),
+            // Killed from outside (an interrupted pyslip kills its sandboxes).
+            Err(SandboxError::Lost(_)) => Err(Failure::Exited {
+                workload,
+                status: ExitStatus::Signal(SIGKILL),
                 output: String::new(),
             }),
             Err(e) => Err(Failure::NotStarted {
@@ -319,36 +326,6 @@ fn describe(error: &SandboxError) -> String {
     }
 }
 
-/// The check's scratch dir, removed on drop (after the sandbox is gone). Overlay leaves a
-/// mode-0000 `work/work` and the app may leave unwritable dirs in `upper`: every directory is
-/// made writable first.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(dir: &Path) -> Result<Scratch, CheckError> {
-        fs_err::create_dir_all(dir).map_err(CheckError::Io)?;
-        Ok(Scratch(dir.to_owned()))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        fn open_up(dir: &Path) {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    open_up(&entry.path());
-                }
-            }
-        }
-        if std::fs::remove_dir_all(&self.0).is_err() {
-            open_up(&self.0);
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,19 +381,5 @@ mod tests {
         assert_eq!(shown.lines().count(), OUTPUT_LINES);
         assert!(shown.ends_with("line 99"));
         assert!(failure.to_string().ends_with(": line 99"));
-    }
-
-    #[test]
-    fn scratch_with_locked_dirs_is_removed() {
-        use std::os::unix::fs::PermissionsExt;
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("check-1");
-        let scratch = Scratch::new(&dir).unwrap();
-        let locked = dir.join("work/work");
-        fs_err::create_dir_all(&locked).unwrap();
-        fs_err::write(locked.join("f"), b"x").unwrap();
-        fs_err::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-        drop(scratch);
-        assert!(!dir.exists());
     }
 }

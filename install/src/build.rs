@@ -187,13 +187,8 @@ impl Run<'_> {
         let pass = PassThrough::from_host(&req.host_env);
         let secrets = pass.secrets();
 
-        let scratch = tempfile::Builder::new()
-            .prefix("deps-")
-            .tempdir_in(store.tmp()?)
-            .map_err(cache_err)?
-            .keep();
-        let scratch = Scratch(scratch);
-        let files = scratch.0.join("files");
+        let scratch = Scratch::new_in(&store.tmp()?, "deps-").map_err(cache_err)?;
+        let files = scratch.join("files");
         fs_err::create_dir(&files).map_err(cache_err)?;
         for (name, content) in &recipe.files {
             fs_err::write(files.join(name), content).map_err(cache_err)?;
@@ -213,7 +208,7 @@ impl Run<'_> {
             Setup {
                 lowers: lower,
                 project: &project,
-                scratch: &scratch.0,
+                scratch: &scratch,
                 files: &files,
                 uv: uv.as_deref(),
                 cache_dir,

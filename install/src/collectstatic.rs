@@ -152,13 +152,8 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
     for layer in req.layers.iter().rev() {
         lower.push(layer_root(&cache_dir, layer)?);
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("static-")
-        .tempdir_in(store.tmp()?)
-        .map_err(InstallError::Cache)?
-        .keep();
-    let scratch = Scratch(scratch);
-    let (files, app) = (scratch.0.join("files"), scratch.0.join("app"));
+    let scratch = Scratch::new_in(&store.tmp()?, "static-").map_err(InstallError::Cache)?;
+    let (files, app) = (scratch.join("files"), scratch.join("app"));
     for d in [&files, &app] {
         fs_err::create_dir(d).map_err(InstallError::Cache)?;
     }
@@ -188,7 +183,7 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
         Setup {
             lowers: lower,
             project: &project,
-            scratch: &scratch.0,
+            scratch: &scratch,
             files: &files,
             uv: None,
             cache_dir: &cache_dir,

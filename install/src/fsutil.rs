@@ -1,95 +1,70 @@
-//! Removing build scratch trees that contain unwritable directories (overlay's `work/work` is
-//! mode 0000; installs may leave read-only dirs).
+//! Sandbox scratch directories: locked while in use, deleted in the background when done.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
 
-/// Removes `path` recursively, first making every directory in it writable. Best effort: a
-/// scratch tree that cannot be removed is left for the next cache cleanup.
-pub(crate) fn remove_tree(path: &Path) {
-    if std::fs::remove_dir_all(path).is_ok() {
-        return;
+use pyslip_lifecycle::scratch::{ScratchDir, TRASH};
+
+/// A scratch directory (`<cache>/tmp/<prefix>…`) deleted when dropped, without making the build
+/// wait: it is renamed into `trash/` beside it (instant) and deleted there on a background thread.
+/// An install's upper dir holds thousands of files (0.5 s to delete); the build goes on pushing
+/// meanwhile. When the process exits first, the rest of the trash is deleted by a later build.
+///
+/// While in use the directory is locked (see `pyslip_lifecycle::scratch`): a build killed with it
+/// in place leaves it unlocked, and the next build's sweep removes it; a live scratch dir of a
+/// concurrent build is never touched. An interrupted build removes its own before it exits.
+pub(crate) struct Scratch(Option<ScratchDir>);
+
+impl Scratch {
+    /// Creates `<parent>/<prefix><random>`, locked.
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> io::Result<Scratch> {
+        ScratchDir::new_in(parent, prefix).map(|dir| Scratch(Some(dir)))
     }
-    fn open_up(dir: &Path) {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    open_up(&entry.path());
-                }
-            }
-        }
-    }
-    open_up(path);
-    let _ = std::fs::remove_dir_all(path);
 }
 
-/// Folder (beside the scratch dirs) that holds scratch dirs waiting to be deleted.
-const TRASH: &str = "trash";
-
-/// A scratch directory deleted when dropped, without making the build wait: it is renamed into
-/// `trash/` beside it (instant) and deleted there on a background thread. An install's upper dir
-/// holds thousands of files (0.5 s to delete); the build goes on pushing meanwhile. When the
-/// process exits first, the rest of the trash is deleted by a later build. Only `trash/` is
-/// swept, never a live scratch dir of a concurrent build.
-pub(crate) struct Scratch(pub PathBuf);
+impl Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.as_ref().map_or(Path::new(""), |d| d.path())
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let path = std::mem::take(&mut self.0);
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return remove_tree(&path);
-        };
-        let trash = parent.join(TRASH);
-        let _ = std::fs::create_dir(&trash);
-        match std::fs::rename(&path, trash.join(name)) {
-            Ok(()) => sweep_trash(parent),
-            Err(_) => remove_tree(&path),
-        }
-    }
-}
-
-/// Deletes, on a background thread, whatever is in `<tmp>/trash/` (left by this build or by
-/// earlier ones that exited before their deletion ended). Best effort: two builds sweeping at
-/// once, or an exit mid-way, only leave work for the next sweep.
-pub(crate) fn sweep_trash(tmp: &Path) {
-    let trash = tmp.join(TRASH);
-    let sweep = move || {
-        if let Ok(entries) = std::fs::read_dir(&trash) {
-            for entry in entries.flatten() {
-                remove_tree(&entry.path());
+        if let Some(dir) = self.0.take() {
+            let trash = dir.parent().map(|p| p.join(TRASH));
+            match trash {
+                Some(trash) => dir.discard_in_background(&trash),
+                None => drop(dir),
             }
         }
-    };
-    let spawned = std::thread::Builder::new()
-        .name("pyslip-trash".into())
-        .spawn(sweep);
-    drop(spawned);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     use super::*;
 
     #[test]
     fn dropped_scratch_leaves_at_once_and_is_deleted_in_the_background() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs: Vec<PathBuf> = (0..3)
-            .map(|i| tmp.path().join(format!("deps-{i}")))
-            .collect();
-        // Trash an earlier build left behind is swept too.
+        // Trash an earlier build left behind is deleted too.
         let old = tmp.path().join(TRASH).join("deps-old");
         std::fs::create_dir_all(old.join("a/b")).unwrap();
-        for dir in &dirs {
+        for _ in 0..3 {
+            let scratch = Scratch::new_in(tmp.path(), "deps-").unwrap();
+            let dir: PathBuf = scratch.to_path_buf();
             let locked = dir.join("work/work");
             std::fs::create_dir_all(&locked).unwrap();
             std::fs::write(locked.join("f"), b"x").unwrap();
             std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
             std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o500))
                 .unwrap();
-            drop(Scratch(dir.clone()));
+            drop(scratch);
             assert!(
                 !dir.exists(),
                 "{} is still in place after the drop",

@@ -1,6 +1,8 @@
 //! The layer indexes (`<cache>/deps-v1/<key>.json`, `project-v1/`, `static-v1/`) and the blob
 //! store (`<cache>/blobs-v1/sha256/<hex>`). Every write is a temp file in `<cache>/tmp` (or the
-//! target dir) renamed into place, so a killed build leaves nothing a later build trusts.
+//! target dir) renamed into place, so a killed build leaves nothing a later build trusts; temp
+//! files are locked while written (`pyslip_lifecycle::scratch::temp_file_in`), so the next build
+//! sweeps those a killed build left and never one a concurrent build is writing.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -129,9 +131,7 @@ impl Store {
     ) -> Result<(WrittenLayer, PathBuf), InstallError> {
         let dir = self.blob_dir();
         fs_err::create_dir_all(&dir).map_err(cache_err)?;
-        let temp = tempfile::Builder::new()
-            .prefix(".tmp-deps-layer-")
-            .tempfile_in(self.tmp()?)
+        let temp = pyslip_lifecycle::scratch::temp_file_in(&self.tmp()?, ".tmp-deps-layer-")
             .map_err(cache_err)?;
         let mut out = BufWriter::with_capacity(256 * 1024, temp.as_file());
         let layer = layers::write_layer(entries, &LayerOptions { mtime }, &mut out)
@@ -162,10 +162,8 @@ impl Store {
             created_by: created_by.to_owned(),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| cache_err(e.into()))?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-record-")
-            .tempfile_in(&dir)
-            .map_err(cache_err)?;
+        let mut temp =
+            pyslip_lifecycle::scratch::temp_file_in(&dir, ".tmp-record-").map_err(cache_err)?;
         temp.write_all(&json).map_err(cache_err)?;
         temp.as_file().sync_all().map_err(cache_err)?;
         temp.persist(&path).map_err(|e| cache_err(e.error))?;

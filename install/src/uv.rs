@@ -75,10 +75,8 @@ pub fn ensure_uv(
     let tmp_dir = cache_dir.join("tmp");
     fs_err::create_dir_all(&tmp_dir).map_err(cache_err)?;
 
-    let mut wheel = tempfile::Builder::new()
-        .prefix(".uv-wheel-")
-        .tempfile_in(&tmp_dir)
-        .map_err(cache_err)?;
+    let mut wheel =
+        pyslip_lifecycle::scratch::temp_file_in(&tmp_dir, ".uv-wheel-").map_err(cache_err)?;
     let actual = download(pinned.url, host_env, wheel.as_file_mut())?;
     if actual != pinned.sha256 {
         return Err(InstallError::UvChecksum {

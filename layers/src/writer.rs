@@ -219,10 +219,7 @@ pub fn write_layer_to_dir(
         dir: dir.to_owned(),
         source,
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".tmp-layer-")
-        .tempfile_in(dir)
-        .map_err(store)?;
+    let temp = pyslip_lifecycle::scratch::temp_file_in(dir, ".tmp-layer-").map_err(store)?;
     let mut out = BufWriter::with_capacity(TAR_BUFFER, temp.as_file());
     let layer = write_layer(entries, opts, &mut out)?;
     drop(out);

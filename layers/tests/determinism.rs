@@ -1,4 +1,4 @@
-//! reliability.md case 26 for layers: same inputs → same layer digests across runs, umask,
+//! docs/reliability.md, case 26, for layers: same inputs → same layer digests across runs, umask,
 //! clock and file creation order; and a written layer unpacks back to the same tree.
 #![allow(clippy::unwrap_used)]
 

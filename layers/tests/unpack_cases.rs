@@ -1,4 +1,4 @@
-//! reliability.md cases 1–11: extraction of crafted, mostly malicious layers from
+//! docs/reliability.md, cases 1–11: extraction of crafted, mostly malicious layers from
 //! `testdata/layers/` (made by `testdata/layers/make.py`).
 //!
 //! Every test unpacks into `<tmp>/root` next to a `<tmp>/host` directory holding a canary file,

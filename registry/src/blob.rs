@@ -33,15 +33,8 @@ impl Client {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         fs_err::tokio::create_dir_all(dir).await?;
-        let temp = tempfile::Builder::new()
-            .prefix(".pyslip-blob-")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("creating a temp file in {}: {e}", dir.display()),
-                )
-            })?;
+        // Locked while written, so a sweep of the folder never removes it under us.
+        let temp = pyslip_lifecycle::scratch::temp_file_in(dir, ".pyslip-blob-")?;
         let mut file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
         let what = format!("blob {} of {repo}", descriptor.digest);
         let mut hasher = Sha256::new();

@@ -13,6 +13,7 @@ pub mod platform;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 mod small_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -26,4 +27,5 @@ pub use platform::{Platform, PlatformError};
 pub use pull::{FetchedManifest, PulledImage};
 pub use push::{BlobOutcome, BlobReport, BlobSource, PushBlob, PushReport};
 pub use reference::{Reference, ReferenceError, RepoRef};
+pub use referrers::{AttachReport, ReferrerDescriptor, Referrers, ReferrersVia, fallback_tag};
 pub use transport::retry::RetryPolicy;

@@ -51,9 +51,7 @@ impl SmallCache {
 
 fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-small-")
-        .tempfile_in(dir)?;
+    let mut temp = pyslip_lifecycle::scratch::temp_file_in(dir, ".tmp-small-")?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
     temp.persist(dest).map_err(|e| e.error)?;

@@ -1,4 +1,4 @@
-//! Reliability cases 12–19 (`shared/spec/reliability.md`) against the in-process fault server.
+//! docs/reliability.md, cases 12–19, against the in-process fault server.
 #![allow(clippy::unwrap_used)]
 
 mod common;

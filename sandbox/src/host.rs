@@ -10,6 +10,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio as ProcStdio};
 
+use pyslip_lifecycle::children;
+
 use crate::config::{ExitStatus, Output, Stdio};
 use crate::error::SandboxError;
 use crate::run::drain;
@@ -76,6 +78,9 @@ impl HostCommand {
             program: program.clone(),
             source,
         })?;
+        // Its process group (setsid above) is killed when pyslip is interrupted.
+        let tracked =
+            i32::try_from(child.id()).map(|pid| children::track(children::Target::Group(pid)));
         let (out, err) = match stdio {
             Stdio::Inherit => (None, None),
             Stdio::Capture { limit } => (
@@ -86,7 +91,10 @@ impl HostCommand {
         let (status, captured_out, captured_err) = std::thread::scope(|scope| {
             let out = out.map(|(fd, limit)| scope.spawn(move || drain(fd, limit)));
             let err = err.map(|(fd, limit)| scope.spawn(move || drain(fd, limit)));
-            let status = child.wait();
+            let status = match tracked {
+                Ok(tracked) => children::wait(&mut child, tracked),
+                Err(_) => child.wait(),
+            };
             // The step's process group dies with it: nothing it started outlives the step (and
             // a background child holding the output pipes cannot keep the capture waiting).
             let _ = rustix::process::kill_process_group(

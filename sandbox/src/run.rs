@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use pyslip_lifecycle::children;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::channel::{ExecPhase, Message, ParentChannel, channel};
@@ -22,6 +23,8 @@ impl Sandbox {
     /// Runs `argv` in the sandbox and waits for it. PID 1 inside is a small reaper that forwards
     /// SIGTERM/INT/HUP/QUIT/USR1/USR2/WINCH/ALRM to the command, reaps orphans and reports the
     /// command's status; everything else left in the sandbox is killed when the command ends.
+    /// While it runs, PID 1 is tracked in [`pyslip_lifecycle::children`], so an interrupted
+    /// pyslip kills it (and with it the whole sandbox).
     pub fn run(&self, argv: &[String], stdio: Stdio) -> Result<Output, SandboxError> {
         let command = prepare_command(argv, &self.env, &self.cwd)?;
         let host = host_info(self)?;
@@ -58,6 +61,8 @@ impl Sandbox {
             None => (None, 0),
         };
         let pid = spawned.map_err(|e| clone_error(e, &Sysctls::read()))?;
+        // Killed (with its whole PID namespace) when pyslip is interrupted.
+        let tracked = children::track(children::Target::Process(pid));
 
         let (out, err, report) = std::thread::scope(|scope| {
             let (out, err) = match readers {
@@ -70,6 +75,8 @@ impl Sandbox {
             let report = collect(&parent);
             (join(out), join(err), report)
         });
+        // Untracked before it is reaped, so its pid cannot be reused and killed.
+        drop(tracked);
         let wait = wait_for(pid);
         let report = report.map_err(SandboxError::Spawn)?;
         let (stdout, stdout_dropped) = out.map_err(SandboxError::Io)?;
@@ -132,7 +139,7 @@ fn host_has(path: &str) -> bool {
 }
 
 /// Checks a caller-named bind source the way the sandbox will open it — no symlink in any
-/// component (reliability case 24) — and returns its kind. The sandbox re-opens it by path in
+/// component (docs/reliability.md, case 24) — and returns its kind. The sandbox re-opens it by path in
 /// its own mount namespace with the same flags, so a swap in between cannot bypass the rule.
 pub(crate) fn check_bind_source(path: &Path) -> Result<Kind, SandboxError> {
     let error = |source: io::Error| SandboxError::BindSource {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use pyslip_lifecycle::children;
 use rustix::fs::{Mode, OFlags};
 use rustix::net::AddressFamily;
 use rustix::net::sockopt::{Timeout, set_socket_timeout, socket_domain};
@@ -56,6 +57,8 @@ impl Default for StartOptions {
 struct State {
     status: Option<ExitStatus>,
     exec_failed: Option<(ExecPhase, i32)>,
+    /// PID 1 went away without reporting the command's end (killed from outside).
+    lost: bool,
     output: Tail,
 }
 
@@ -89,6 +92,8 @@ impl Tail {
 #[derive(Debug)]
 pub struct Running {
     pid: libc::pid_t,
+    /// PID 1 in the table of processes killed when pyslip is interrupted; `None` once reaped.
+    tracked: Option<children::Tracked>,
     program: String,
     cwd: String,
     state: Arc<Mutex<State>>,
@@ -162,10 +167,14 @@ impl Sandbox {
         // The child has its copies; ours must go so that EOF arrives when it is done.
         drop((child_end, stdin, out_w));
         let pid = spawned.map_err(|e| clone_error(e, &Sysctls::read()))?;
+        // Killed (with its whole PID namespace) when pyslip is interrupted.
+        let tracked = children::track(children::Target::Process(pid));
 
         let sockets = match wait_ready(&parent) {
             Ok(sockets) => sockets,
             Err(failure) => {
+                // Untracked before it is reaped, so its pid cannot be reused and killed.
+                drop(tracked);
                 let status = wait_for(pid);
                 return Err(match failure {
                     NotReady::Setup(step, errno) => {
@@ -201,6 +210,7 @@ impl Sandbox {
         ];
         Ok(Running {
             pid,
+            tracked: Some(tracked),
             program: argv.first().cloned().unwrap_or_default(),
             cwd: self.cwd.clone(),
             state,
@@ -261,6 +271,8 @@ fn watch(parent: &ParentChannel, state: &Mutex<State>) {
             _ => {}
         }
     }
+    let mut state = lock(state);
+    state.lost = state.status.is_none() && state.exec_failed.is_none();
 }
 
 /// Appends the command's output to the tail until every writer is gone.
@@ -286,11 +298,15 @@ impl Running {
     }
 
     /// How the command ended: `Ok(None)` while it runs; an error when it could not be started
-    /// (not found, not executable, no working directory).
+    /// (not found, not executable, no working directory), or [`SandboxError::Lost`] when the
+    /// sandbox was killed from outside (an interrupted pyslip kills it) before it ended.
     pub fn status(&self) -> Result<Option<ExitStatus>, SandboxError> {
         let state = lock(&self.state);
         if let Some((phase, errno)) = state.exec_failed {
             return Err(exec_error(phase, errno, &self.program, &self.cwd));
+        }
+        if state.lost && !self.reaped {
+            return Err(SandboxError::Lost("the sandbox was killed".to_owned()));
         }
         Ok(state.status)
     }
@@ -334,7 +350,9 @@ impl Running {
     }
 
     /// Kills everything in the sandbox (SIGKILL to its PID 1; the kernel kills the rest of the
-    /// PID namespace), waits for it, and returns how the command ended and its output.
+    /// PID namespace), waits for it, and returns how the command ended and its output. While
+    /// the sandbox runs, its PID 1 is tracked in [`pyslip_lifecycle::children`], so an
+    /// interrupted pyslip kills it too.
     pub fn stop(mut self) -> Stopped {
         self.kill_and_reap();
         let state = lock(&self.state);
@@ -357,6 +375,8 @@ impl Running {
         }
         // SAFETY: kill(2) on our own child, not yet reaped, so the pid cannot have been reused.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // Untracked before it is reaped, so its pid cannot be reused and killed.
+        self.tracked = None;
         wait_for(self.pid);
         self.reaped = true;
         // Once PID 1 is reaped, every process of the namespace is gone: the pipe and the

@@ -264,7 +264,7 @@ rootless_test! {
 }
 
 rootless_test! {
-    /// Reliability 24: a symlink planted in the cache dir (by an earlier malicious setup.py)
+    /// docs/reliability.md, case 24: a symlink planted in the cache dir (by an earlier malicious setup.py)
     /// cannot make a later build mount a host path — neither as the last nor as an inner component.
     fn symlink_in_cache_dir_cannot_redirect_a_bind_mount() {
         let fx = Fixture::new();

@@ -3,7 +3,7 @@
 
 PYSLIP_PACKAGES=(
 	docker-registry skopeo umoci podman runc buildah mmdebstrap uidmap slirp4netns
-	apache2-utils curl jq busybox-static docker.io python3 ca-certificates iproute2
+	apache2-utils curl jq busybox-static docker.io python3 python3-venv ca-certificates iproute2
 	# podman helpers installed with it on the reference machine (rootless overlay, --init)
 	fuse-overlayfs catatonit
 	# the arm64 fixture: mmdebstrap --arch=arm64 and `podman run --platform linux/arm64`

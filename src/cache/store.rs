@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use layers::Digest;
+use pyslip_lifecycle::scratch::temp_file_in;
 use sha2::{Digest as _, Sha256};
 
 /// Version of the on-disk blob layout; bump it to invalidate every cached blob.
@@ -18,6 +19,17 @@ pub enum CacheError {
     /// An I/O error (the path is in the source's message).
     #[error("cache i/o failed")]
     Io(#[source] io::Error),
+    /// The cache directory cannot be written (read-only, another user's, full).
+    #[error("cannot use the cache directory {}: {problem}", root.display())]
+    Unusable {
+        /// The cache root (`…/pyslip`).
+        root: PathBuf,
+        /// What is wrong, in words.
+        problem: String,
+        /// The failed write.
+        #[source]
+        source: io::Error,
+    },
     /// A cached file does not hash to its name (disk corruption or tampering); it was removed.
     #[error("cached blob {expected} was corrupt (hashed to {actual}) and has been removed")]
     Corrupt {
@@ -41,6 +53,14 @@ impl CacheError {
                     .into(),
             ),
             Self::Io(_) => None,
+            Self::Unusable { source, .. } if is_no_space(source) => Some(
+                "free space on that file system, or set XDG_CACHE_HOME to a directory on a larger one"
+                    .into(),
+            ),
+            Self::Unusable { .. } => Some(
+                "set XDG_CACHE_HOME to a directory you can write to (pyslip keeps its cache in XDG_CACHE_HOME/pyslip), or fix the ownership or permissions of this one"
+                    .into(),
+            ),
             Self::Corrupt { .. } => {
                 Some("run the build again; the entry will be fetched anew".into())
             }
@@ -49,7 +69,42 @@ impl CacheError {
 }
 
 fn is_no_space(err: &io::Error) -> bool {
-    err.raw_os_error() == Some(28) // ENOSPC
+    matches!(
+        err.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl CacheError {
+    /// Explains why writing under `root` failed with `source`: a read-only file system, a
+    /// directory of another user, missing permissions, or a full disk.
+    fn unusable(root: &Path, source: io::Error) -> CacheError {
+        use std::os::unix::fs::MetadataExt as _;
+        let problem = match source.kind() {
+            io::ErrorKind::ReadOnlyFilesystem => "it is on a read-only file system".to_owned(),
+            _ if is_no_space(&source) => "the file system holding it is full".to_owned(),
+            io::ErrorKind::PermissionDenied => {
+                // The nearest folder that exists is the one we could not write into.
+                let me = rustix::process::geteuid().as_raw();
+                let owner = root
+                    .ancestors()
+                    .find_map(|p| fs_err::metadata(p).ok().map(|m| (p.to_owned(), m.uid())));
+                match owner {
+                    Some((dir, uid)) if uid != me => format!(
+                        "{} belongs to another user (uid {uid}; you are uid {me})",
+                        dir.display()
+                    ),
+                    _ => "it is not writable by you".to_owned(),
+                }
+            }
+            _ => return CacheError::Io(source),
+        };
+        CacheError::Unusable {
+            root: root.to_owned(),
+            problem,
+            source,
+        }
+    }
 }
 
 impl From<io::Error> for CacheError {
@@ -67,6 +122,11 @@ pub struct Cache {
 impl Cache {
     /// Open (creating if needed) the cache at `${XDG_CACHE_HOME:-~/.cache}/pyslip`.
     pub fn open_default() -> Result<Self, CacheError> {
+        Self::open(Self::default_root()?)
+    }
+
+    /// `${XDG_CACHE_HOME:-~/.cache}/pyslip`, whether or not it exists.
+    pub fn default_root() -> Result<PathBuf, CacheError> {
         let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => {
@@ -74,14 +134,20 @@ impl Cache {
                 PathBuf::from(home.ok_or(CacheError::NoHome)?).join(".cache")
             }
         };
-        Self::open(base.join("pyslip"))
+        Ok(base.join("pyslip"))
     }
 
     /// Open (creating if needed) a cache rooted at `root`.
+    ///
+    /// A cache that cannot be written (read-only, another user's, full) is refused here, before
+    /// any work, with [`CacheError::Unusable`].
     pub fn open(root: PathBuf) -> Result<Self, CacheError> {
+        let unusable = |e| CacheError::unusable(&root, e);
         for dir in [root.join(BLOBS_DIR).join("sha256"), root.join("tmp")] {
-            fs_err::create_dir_all(dir)?;
+            fs_err::create_dir_all(dir).map_err(unusable)?;
         }
+        // Existing folders may still be unwritable: try a write where every build writes.
+        drop(temp_file_in(&root.join("tmp"), ".probe-").map_err(unusable)?);
         let tag = root.join("CACHEDIR.TAG");
         if !tag.exists() {
             write_atomic_in(
@@ -161,7 +227,7 @@ impl Cache {
 
     /// Start writing a blob whose digest is known only at the end.
     pub fn pending_blob(&self) -> Result<PendingBlob, CacheError> {
-        let file = tempfile::NamedTempFile::new_in(self.tmp_dir())?;
+        let file = temp_file_in(&self.tmp_dir(), ".blob-")?;
         Ok(PendingBlob {
             file,
             hasher: Sha256::new(),
@@ -222,7 +288,7 @@ impl PendingBlob {
 
 /// Write `bytes` to `dest` through a temp file in `tmp_dir`, fsynced and renamed into place.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let mut file = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    let mut file = temp_file_in(tmp_dir, ".tmp-")?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(dest).map_err(|err| {

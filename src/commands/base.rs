@@ -59,6 +59,10 @@ pub async fn root(client: &Client, cache: &Cache, base: &PulledImage) -> Result<
     if root.is_dir() {
         return Ok(root);
     }
+    let _step = pyslip_lifecycle::interrupt::enter_step(&format!(
+        "unpacking the base image {}",
+        base.reference
+    ));
     fetch_layers(client, cache, base).await?;
     let paths: Vec<PathBuf> = base
         .layers
@@ -72,7 +76,10 @@ pub async fn root(client: &Client, cache: &Cache, base: &PulledImage) -> Result<
             .iter()
             .map(fs_err::File::open)
             .collect::<Result<Vec<_>, _>>()?;
-        let readers = files.into_iter().map(std::io::BufReader::new);
+        // A signal stops the unpack at its next read.
+        let readers = files
+            .into_iter()
+            .map(|f| pyslip_lifecycle::interrupt::Reader(std::io::BufReader::new(f)));
         match layers::unpack_layers_into(&dest, readers, &UnpackLimits::default()) {
             Ok(_) => Ok(()),
             Err(_) if dest.is_dir() => Ok(()),

@@ -8,7 +8,9 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::{UserError, app_layer, check, deps, outputs, plan_overrides, report};
+use crate::commands::{
+    UserError, app_layer, check, deps, layer_inputs, outputs, plan_overrides, report, sbom,
+};
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
 /// What the user asked to be written.
@@ -97,7 +99,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
         None => Platform::host(),
     };
-    let overrides = plan_overrides(&args.plan, requested.paths())?;
+    let sbom_request = sbom::SbomRequest::from_args(&args)?;
+    let mut output_paths = requested.paths();
+    output_paths.extend(sbom_request.as_ref().map(|s| s.path.clone()));
+    let overrides = plan_overrides(&args.plan, output_paths)?;
     let dir = args.plan.dir.clone();
     let plan = pyslip_plan::plan(&dir, &overrides)?;
     let check_settings = check::CheckSettings::from_args(&args, &plan)?;
@@ -106,6 +111,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         printer.warn(warning);
     }
     let cache = Cache::open_default()?;
+    // Leftovers of killed builds go while this one runs; waited for when `run` returns.
+    let _sweep = cache.sweep_in_background();
     let isolation = deps::IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = image::created_timestamp(epoch.as_deref())?;
@@ -207,6 +214,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             app_layer::HISTORY.to_owned(),
             false,
         ));
+        let shipped = app.diff_id.clone();
+        layer_inputs::annotate(
+            &mut new_layers,
+            &plan,
+            &dir,
+            &pulled.digest,
+            &platform,
+            args.uv.is_some(),
+            &shipped,
+        )?;
         let base_layers: Vec<BlobRef> = pulled
             .layers
             .iter()
@@ -216,7 +233,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 size: d.size,
             })
             .collect();
-        let settings = app_layer::settings(&plan, created)?;
+        let settings = app_layer::settings(&plan, created.clone())?;
         let annotations = [
             (
                 "org.opencontainers.image.base.name".to_owned(),
@@ -248,9 +265,28 @@ pub fn run(args: BuildArgs) -> Result<()> {
         cache.write_blob(&parts.config)?;
         cache.write_blob(&parts.manifest)?;
 
+        let made_sbom = match &sbom_request {
+            Some(request) => {
+                printer.step("writing the SBOM");
+                let ctx = sbom::SbomContext {
+                    dir: &dir,
+                    plan: &plan,
+                    image: &parts,
+                    new_layers: &new_layers,
+                    base: &pulled,
+                    platform: platform.to_string(),
+                    created: &created,
+                };
+                Some(sbom::make(&client, &cache, &ctx, request).await?)
+            }
+            None => None,
+        };
         printer.step("writing outputs");
-        let written =
+        let mut written =
             outputs::write_all(&client, &cache, &requested, &parts, &pulled, &printer).await?;
+        if let Some(made) = &made_sbom {
+            written.sbom = Some(sbom::attach(&client, made, &parts, &written, &printer).await?);
+        }
         printer.finish(&parts, &written)
     })
 }
@@ -271,5 +307,6 @@ fn new_layer(
         created_by,
         origin,
         reused,
+        annotations: Default::default(),
     }
 }

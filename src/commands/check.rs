@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use layers::{Digest, WrittenLayer};
 use pyslip_check::{CheckError, CheckRequest, Passed, Workload};
 use pyslip_install::DepsLayer;
+use pyslip_lifecycle::scratch::{ScratchDir, TRASH};
 use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, PulledImage};
 use serde::{Deserialize, Serialize};
@@ -122,10 +123,13 @@ pub async fn run(
         .dir(RESULTS_DIR)?
         .join(format!("{}.json", record_key(config, &settings.path)));
     if let Some(passed) = cached(&record_path, config, settings) {
-        printer.check(&format!(
-            "passed (cached: this image config passed before, not run again) {}",
-            summary(&passed)
-        ));
+        printer.labeled(
+            "check",
+            &format!(
+                "passed (cached: this image config passed before, not run again) {}",
+                summary(&passed)
+            ),
+        );
         printer.set_check(passed.json(true));
         return Ok(());
     }
@@ -141,12 +145,11 @@ pub async fn run(
             lower.push(pyslip_install::layer_root(cache.root(), layer)?);
         }
         lower.push(base_root);
-        let scratch = tempfile::Builder::new()
-            .prefix("check-")
-            .tempdir_in(cache.tmp_dir())
-            .context("creating the boot check's scratch directory")?
-            .keep();
-        Ok(pyslip_check::run(&CheckRequest {
+        // Locked while in use, so no concurrent build's sweep removes it; removed in the
+        // background afterwards (a killed build's is swept by the next build).
+        let scratch = ScratchDir::new_in(&cache.tmp_dir(), "check-")
+            .context("creating the boot check's scratch directory")?;
+        let outcome = pyslip_check::run(&CheckRequest {
             config: &image.parts.config,
             lower: &lower,
             app_layer: &cache.blob_path(&image.app.digest),
@@ -155,11 +158,13 @@ pub async fn run(
             path: &settings.path,
             timeout: settings.timeout,
             strict: settings.strict,
-        }))
+        });
+        scratch.discard_in_background(&cache.tmp_dir().join(TRASH));
+        Ok(outcome)
     })?;
     match outcome {
         Ok(passed) => {
-            printer.check(&format!("passed {}", summary(&passed)));
+            printer.labeled("check", &format!("passed {}", summary(&passed)));
             if let Some(head) = &passed.warning {
                 printer.warn(&format!(
                     "boot check: GET {} answered {} (the page may need a database or secret the check cannot provide; --check-strict makes this a failure)",

@@ -5,9 +5,13 @@ pub mod base;
 pub mod build;
 pub mod check;
 pub mod deps;
+mod disk;
+pub mod inspect;
+pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
 pub mod report;
+pub mod sbom;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,8 +23,9 @@ use crate::cli::{self, Cli, Command, PlanFlags};
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Plan(args) => plan::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
@@ -61,6 +66,10 @@ impl std::error::Error for UserError {}
 
 /// The first hint any error in the chain offers.
 fn hint(err: &anyhow::Error) -> Option<String> {
+    // A full or read-only disk explains any failure it causes best.
+    if let Some(hint) = disk::hint(err) {
+        return Some(hint);
+    }
     err.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<UserError>() {
             return Some(e.hint.clone());
@@ -87,6 +96,9 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             return e.hint();
         }
         if let Some(e) = cause.downcast_ref::<layers::LayerError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<pyslip_sbom::SbomError>() {
             return e.hint();
         }
         None

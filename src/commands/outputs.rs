@@ -23,6 +23,8 @@ pub struct Written {
     pub tar: Option<std::path::PathBuf>,
     /// The OCI layout written.
     pub layout: Option<std::path::PathBuf>,
+    /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
+    pub sbom: Option<serde_json::Value>,
 }
 
 /// Write every requested output; an error in any of them fails the build.
@@ -38,6 +40,7 @@ pub async fn write_all(
     let refs: Vec<String> = requested.tags.iter().map(ToString::to_string).collect();
     if requested.push {
         for (first, rest) in group_by_repository(&requested.tags) {
+            let _step = pyslip_lifecycle::interrupt::enter_step(&format!("pushing {first}"));
             let report = push(client, cache, image, base, &first, &rest).await?;
             let mut pushed = vec![first.to_string()];
             for tag in &rest {

@@ -28,6 +28,7 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
+        crate::signals::set_spinner(spinner.clone());
         Self {
             json,
             spinner,
@@ -36,7 +37,8 @@ impl Printer {
     }
 
     fn line(&self, text: &str) {
-        if self.json {
+        // Once interrupted, the only line left to print is the signal thread's.
+        if self.json || pyslip_lifecycle::interrupt::interrupted().is_some() {
             return;
         }
         match &self.spinner {
@@ -45,8 +47,9 @@ impl Printer {
         }
     }
 
-    /// Name the step now running (shown only on a terminal).
+    /// Name the step now running (shown only on a terminal; named if a signal stops the build).
     pub fn step(&self, text: &str) {
+        pyslip_lifecycle::interrupt::set_step(text);
         if let Some(bar) = &self.spinner {
             bar.set_message(text.to_owned());
         }
@@ -105,11 +108,6 @@ impl Printer {
         ));
     }
 
-    /// A boot check line.
-    pub fn check(&self, text: &str) {
-        self.line(&format!("check   {text}"));
-    }
-
     /// The boot check's `check` object for the JSON report.
     pub fn set_check(&self, value: Value) {
         *self.check.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
@@ -123,6 +121,11 @@ impl Printer {
             block.push_str(&format!("  | {line}\n"));
         }
         self.note(block.trim_end());
+    }
+
+    /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
+    pub fn labeled(&self, what: &str, text: &str) {
+        self.line(&format!("{what:<7} {text}"));
     }
 
     /// A local output was written.
@@ -235,11 +238,13 @@ fn json_report(image: &ImageParts, written: &Written, check: Option<Value>) -> V
         "push": push,
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
+        "sbom": written.sbom,
         "check": check,
     })
 }
 
-fn origin_name(origin: LayerOrigin) -> &'static str {
+/// `base`, `deps`, `project`, `static`, `app`: the name of a layer origin in reports.
+pub fn origin_name(origin: LayerOrigin) -> &'static str {
     match origin {
         LayerOrigin::Base => "base",
         LayerOrigin::Deps => "deps",

@@ -49,6 +49,8 @@ pub struct NewLayer {
     pub origin: LayerOrigin,
     /// Taken from the cache rather than made by this build.
     pub reused: bool,
+    /// Annotations of its manifest descriptor (which step made it, from which inputs).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A layer of the finished image.
@@ -77,6 +79,15 @@ pub struct ImageParts {
     pub layers: Vec<ImageLayer>,
 }
 
+/// A layer descriptor: the blob and, for pyslip's layers, its annotations.
+#[derive(Serialize)]
+struct LayerDescriptor<'a> {
+    #[serde(flatten)]
+    blob: &'a BlobRef,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
+}
+
 #[derive(Serialize)]
 struct Manifest<'a> {
     #[serde(rename = "schemaVersion")]
@@ -84,7 +95,7 @@ struct Manifest<'a> {
     #[serde(rename = "mediaType")]
     media_type: &'a str,
     config: &'a BlobRef,
-    layers: Vec<&'a BlobRef>,
+    layers: Vec<LayerDescriptor<'a>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<String, String>,
 }
@@ -134,11 +145,24 @@ pub fn assemble(
         origin: l.origin,
         reused: l.reused,
     }));
+    let none = BTreeMap::new();
+    let base_count = layers.len() - new_layers.len();
+    let descriptors = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerDescriptor {
+            blob: &l.blob,
+            annotations: i
+                .checked_sub(base_count)
+                .and_then(|n| new_layers.get(n))
+                .map_or(&none, |n| &n.annotations),
+        })
+        .collect();
     let manifest = serde_json::to_vec(&Manifest {
         schema_version: 2,
         media_type: OCI_MANIFEST,
         config: &config_blob,
-        layers: layers.iter().map(|l| &l.blob).collect(),
+        layers: descriptors,
         annotations,
     })?;
     Ok(ImageParts {

@@ -1,4 +1,4 @@
-//! Issue 4 acceptance: every `testdata/apps/` app builds (its dependencies installed by the real
+//! Every `testdata/apps/` app builds (its dependencies installed by the real
 //! installer in the rootless sandbox), runs under podman and answers its route; locked apps hold
 //! exactly their locked versions. The builds share one cache, concurrently.
 
@@ -59,8 +59,13 @@ fn check_app(app: &str) -> Container {
 }
 
 fn check_app_with(app: &str, extra: &[&str]) -> Container {
+    check_app_image(app, extra).0
+}
+
+/// [`check_app_with`], also returning the image reference.
+fn check_app_image(app: &str, extra: &[&str]) -> (Container, String) {
     let work = Work::with_shared_cache();
-    let (report, _image, container, port) = build_and_start(&work, app, extra);
+    let (report, image, container, port) = build_and_start(&work, app, extra);
     let origins: Vec<&str> = report["layers"]
         .as_array()
         .expect("layers")
@@ -104,7 +109,7 @@ fn check_app_with(app: &str, extra: &[&str]) -> Container {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    container
+    (container, image)
 }
 
 /// The distributions pyslip installed (those under /usr/local; the base image's own Debian
@@ -249,10 +254,37 @@ fn generic_app_runs() {
     check_app("generic");
 }
 
+/// The worker runs (it logs its heartbeat), and its image config declares no port: no
+/// `ExposedPorts` and no `PORT` in the environment (a web app's has both).
 #[test]
 fn worker_app_runs_without_a_port() {
-    let container = check_app("worker");
+    let (container, image) = check_app_image("worker", &[]);
     drop(container);
+    let inspect: Value =
+        serde_json::from_str(&host("podman", &["image", "inspect", &image])).expect("json");
+    let config = &inspect[0]["Config"];
+    assert!(config.is_object(), "no config in {inspect}");
+    let ports = &config["ExposedPorts"];
+    assert!(
+        ports.is_null() || ports.as_object().is_some_and(|p| p.is_empty()),
+        "a worker exposes {ports}"
+    );
+    let env = config["Env"].as_array().expect("Env");
+    assert!(
+        env.iter()
+            .all(|e| !e.as_str().unwrap_or("").starts_with("PORT=")),
+        "a worker has PORT in {env:?}"
+    );
+    // The same check sees a web app's port (the assertions above can fail).
+    let (web, web_image) = check_app_image("stdlib", &[]);
+    drop(web);
+    let web: Value =
+        serde_json::from_str(&host("podman", &["image", "inspect", &web_image])).expect("json");
+    assert!(
+        web[0]["Config"]["ExposedPorts"]
+            .as_object()
+            .is_some_and(|p| !p.is_empty())
+    );
 }
 
 /// `--installer pip`: the base image's own pip runs in the sandbox (through the CA bundle).

@@ -8,7 +8,8 @@ fn expect_healthz(container: &Container, port: u16) {
     assert_eq!(body, r#"{"ok": true}"#);
 }
 
-/// Issue 2 acceptance: push, --tar and --oci-layout from one build, each run by a real engine.
+/// Push, --tar and --oci-layout from one build, each run by a real engine; the tarball and the
+/// layout are run with the registry's copy removed, so only they can provide the image.
 #[test]
 fn stdlib_app_pushed_tarball_and_layout_all_run() {
     let work = Work::new();
@@ -50,7 +51,13 @@ fn stdlib_app_pushed_tarball_and_layout_all_run() {
     expect_healthz(&c, port);
     drop(c);
 
-    // From the tarball.
+    // From the tarball only: the registry's copy is removed first (and containers never pull).
+    host("podman", &["rmi", "-f", &image]);
+    let gone = std::process::Command::new("podman")
+        .args(["image", "exists", &image])
+        .status()
+        .expect("podman image exists");
+    assert!(!gone.success(), "{image} is still in podman's storage");
     let loaded = host("podman", &["load", "-i", tar.to_str().expect("utf-8")]);
     assert!(
         loaded.contains(&image) || loaded.contains(&digest[7..19]),
@@ -60,6 +67,7 @@ fn stdlib_app_pushed_tarball_and_layout_all_run() {
     let c = Container::podman(&image, port);
     expect_healthz(&c, port);
     drop(c);
+    host("podman", &["rmi", "-f", &image]);
 
     // From the OCI layout, through skopeo.
     let local = format!("localhost/{}:layout", unique_repo("from-layout"));

@@ -1,4 +1,4 @@
-//! Issue 4 acceptance: the dependency layer's cache, reproducibility and secrets, through the
+//! The dependency layer's cache, reproducibility and secrets, through the
 //! real binary run as the unprivileged user.
 
 use serde_json::Value;

@@ -166,7 +166,7 @@ fn expect_digest_mismatch(route: pyslip_registry::testing::Route, what: &str) {
     assert_cache_blobs_verified(&work.cache());
 }
 
-/// Issue 2 acceptance: a layer corrupted on the way fails the build; nothing corrupt is cached.
+/// A layer corrupted on the way fails the build; nothing corrupt is cached.
 #[test]
 fn corrupted_base_layer_is_a_digest_mismatch_and_nothing_is_cached() {
     expect_digest_mismatch(pyslip_registry::testing::Route::BlobGets, "layer");

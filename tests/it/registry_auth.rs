@@ -2,7 +2,7 @@
 
 use crate::support::{Work, env, unique_repo};
 
-/// Issue 2 acceptance: credentials written by `podman login` are used for the push.
+/// Credentials written by `podman login` are used for the push.
 #[test]
 fn push_with_podman_login_credentials() {
     let work = Work::new();
@@ -28,7 +28,7 @@ fn push_with_podman_login_credentials() {
     assert!(copied, "{report}");
 }
 
-/// Issue 2 acceptance: without credentials the push fails with one line naming the registry and
+/// Without credentials the push fails with one line naming the registry and
 /// "unauthorized", plus a hint.
 #[test]
 fn push_without_credentials_fails_with_one_clear_line() {

@@ -27,7 +27,7 @@ fn build_to_layout(work: &Work, app: &std::path::Path, umask: &str) -> String {
     report["digest"].as_str().expect("digest").to_owned()
 }
 
-/// Issue 2 acceptance: two builds from empty caches, with different file mtimes and umask, give
+/// Two builds from empty caches, with different file mtimes and umask, give
 /// the same manifest digest.
 #[test]
 fn same_digest_across_mtimes_umask_and_empty_caches() {
@@ -47,7 +47,7 @@ fn same_digest_across_mtimes_umask_and_empty_caches() {
     assert_eq!(a, b);
 }
 
-/// Issue 2 acceptance: a rebuild of an unchanged project pushed to the same registry uploads no
+/// A rebuild of an unchanged project pushed to the same registry uploads no
 /// blob, and base layers are never downloaded when the target registry already has them.
 #[test]
 fn unchanged_rebuild_uploads_nothing_and_base_layers_are_never_downloaded() {

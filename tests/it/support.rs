@@ -184,6 +184,37 @@ impl Work {
         } else {
             Command::new(program)
         };
+        self.user_env(&mut cmd);
+        cmd
+    }
+
+    /// Start pyslip as the test user without waiting for it. It is the child process itself
+    /// (`setpriv` execs it; `runuser` would stay in between), in a process group of its own, so
+    /// a signal to the child reaches pyslip and a signal to the group is what a terminal's
+    /// Ctrl-C sends.
+    pub fn spawn_pyslip(&self, args: &[&str], envs: &[(&str, &str)]) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = if running_as_root() {
+            let mut c = Command::new("/usr/bin/setpriv");
+            let user = &env().user;
+            c.arg(format!("--reuid={user}"))
+                .arg(format!("--regid={user}"))
+                .args(["--init-groups", "--"])
+                .arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
+        self.user_env(&mut cmd);
+        cmd.args(args)
+            .envs(envs.iter().copied())
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("start pyslip")
+    }
+
+    fn user_env(&self, cmd: &mut Command) {
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("HOME", self.path().join("home"))
@@ -200,7 +231,6 @@ impl Work {
                 cmd.env(key, value);
             }
         }
-        cmd
     }
 
     /// `pyslip build APP --base-repo <fixtures> EXTRA...` as the test user.
@@ -359,7 +389,8 @@ pub struct Container {
 }
 
 impl Container {
-    /// `podman run -d --network host -e PORT=<port> <image>`.
+    /// `podman run -d --network host -e PORT=<port> <image>`, from local storage only (never
+    /// pulled: a test pulls or loads the image itself, so it knows where it came from).
     pub fn podman(image: &str, port: u16) -> Self {
         Self::start("podman", image, port)
     }
@@ -373,7 +404,15 @@ impl Container {
         let name = format!("pyslip-it-{}-{port}", std::process::id());
         let _ = Command::new(engine).args(["rm", "-f", &name]).output();
         let out = Command::new(engine)
-            .args(["run", "-d", "--name", &name, "--network", "host"])
+            .args([
+                "run",
+                "-d",
+                "--pull=never",
+                "--name",
+                &name,
+                "--network",
+                "host",
+            ])
             .args(["-e", &format!("PORT={port}"), image])
             .output()
             .expect("container run");
@@ -469,12 +508,22 @@ pub fn host(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every file in the cache's blob store hashes to its name (nothing corrupt was kept).
+/// Every file in the cache's blob store hashes to its name (nothing corrupt was kept), and no
+/// temp file is left in the cache's `tmp/`.
 pub fn assert_cache_blobs_verified(cache: &Path) {
+    verify_cache_blobs(cache);
+    let left = tmp_entries(cache);
+    assert!(left.is_empty(), "temp files left in the cache: {left:?}");
+}
+
+/// Every file in the cache's blob store hashes to its name.
+///
+/// The blob dir must exist: every build opens the cache before its first network request, so a
+/// missing dir means the build never got that far (or the check looks in the wrong place).
+pub fn verify_cache_blobs(cache: &Path) {
     let dir = cache.join("pyslip/blobs-v1/sha256");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cache blob dir {} is missing: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("read blob");
@@ -490,10 +539,32 @@ pub fn assert_cache_blobs_verified(cache: &Path) {
             path.display()
         );
     }
+}
+
+/// What is in the cache's `tmp/` (entries of `tmp/trash/` as `trash/<name>`; an empty trash
+/// folder is nothing). Panics when `tmp/` is missing: every build creates it.
+pub fn tmp_entries(cache: &Path) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{} is missing: {e}", dir.display()))
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
     let tmp = cache.join("pyslip/tmp");
-    if let Ok(entries) = std::fs::read_dir(&tmp) {
-        assert_eq!(entries.count(), 0, "temp files left in {}", tmp.display());
+    let mut left = Vec::new();
+    for name in names(&tmp) {
+        if name == "trash" {
+            left.extend(
+                names(&tmp.join("trash"))
+                    .into_iter()
+                    .map(|n| format!("trash/{n}")),
+            );
+        } else {
+            left.push(name);
+        }
     }
+    left.sort();
+    left
 }
 
 /// The blobs the cache holds (hex names).

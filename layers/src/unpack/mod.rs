@@ -6,7 +6,9 @@
 //!
 //! **A root is only trusted after its final layer was applied successfully.** After any error
 //! the root may hold part of a layer: discard it. [`unpack_layers_into`] does that for you by
-//! unpacking into a temporary directory next to the destination and renaming it at the end.
+//! unpacking into a temporary directory next to the destination and renaming it at the end; that
+//! directory is locked while in use, so a build killed mid-unpack leaves a `.tmp-root-*` that the
+//! next build's sweep removes (see `pyslip_lifecycle::sweep`).
 
 mod apply;
 mod error;
@@ -17,6 +19,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
+use pyslip_lifecycle::scratch::ScratchDir;
 
 pub use error::UnpackError;
 
@@ -170,10 +173,8 @@ pub fn unpack_layers_into<R: Read>(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".tmp-root-")
-        .tempdir_in(parent)
-        .map_err(root_error)?;
+    // Locked while in use: a later build sweeps it only after this process is gone.
+    let temp = ScratchDir::new_in(parent, ".tmp-root-").map_err(root_error)?;
     fs_err::set_permissions(
         temp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -183,10 +184,7 @@ pub fn unpack_layers_into<R: Read>(
     for layer in layers {
         all.push(unpack_layer(temp.path(), layer, limits)?);
     }
-    let path = temp.keep();
-    fs_err::rename(&path, dest).map_err(|e| {
-        let _ = fs_err::remove_dir_all(&path);
-        root_error(e)
-    })?;
+    // On error the scratch dir is removed when dropped.
+    temp.persist(dest).map_err(root_error)?;
     Ok(all)
 }

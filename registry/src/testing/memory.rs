@@ -59,6 +59,8 @@ pub(crate) struct Memory {
     store: Mutex<Store>,
     next_upload: AtomicU64,
     refuse_mounts: bool,
+    /// The referrers API, when enabled.
+    referrers: Option<super::referrers::ReferrersIndex>,
 }
 
 /// Split `/v2/<name>/<kind>/<rest>` at the last `/blobs/` or `/manifests/`.
@@ -70,9 +72,10 @@ pub(crate) fn split_path<'a>(path: &'a str, kind: &str) -> Option<(&'a str, &'a 
 }
 
 impl Memory {
-    pub(crate) fn new(refuse_mounts: bool) -> Self {
+    pub(crate) fn new(refuse_mounts: bool, referrers_api: bool) -> Self {
         Self {
             refuse_mounts,
+            referrers: referrers_api.then(super::referrers::ReferrersIndex::default),
             ..Self::default()
         }
     }
@@ -153,6 +156,11 @@ impl Memory {
         }
         if let Some((repo, reference)) = split_path(path, "manifests") {
             return self.manifest(method, repo, reference, headers, body);
+        }
+        if let (Some(index), Some((repo, subject)), "GET") =
+            (&self.referrers, split_path(path, "referrers"), method)
+        {
+            return index.list(repo, subject, params.get("artifactType"));
         }
         Reply::error(404, "NAME_UNKNOWN", "unknown path")
     }
@@ -258,8 +266,16 @@ impl Memory {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
+                let subject = self
+                    .referrers
+                    .as_ref()
+                    .and_then(|index| index.record(repo, &media_type, &body));
                 let digest = self.put_manifest(repo, reference, &media_type, body);
-                Reply::new(201).header("docker-content-digest", digest.to_string())
+                let reply = Reply::new(201).header("docker-content-digest", digest.to_string());
+                match subject {
+                    Some(subject) => reply.header("oci-subject", subject),
+                    None => reply,
+                }
             }
             "GET" | "HEAD" => {
                 let found = self.store.lock().ok().and_then(|s| {

@@ -12,6 +12,7 @@
 //! ```
 
 mod memory;
+mod referrers;
 mod server;
 
 use std::net::SocketAddr;
@@ -56,6 +57,9 @@ pub enum FaultKind {
     Corrupt,
     /// Answer 200 with an endless chunked body (stops after 64 MiB).
     Oversized,
+    /// Never answer: hold the request until the client goes away (a registry that hangs). The
+    /// request is recorded first, so a test can wait for it in [`FaultServer::requests`].
+    Stall,
 }
 
 #[derive(Debug)]
@@ -87,6 +91,7 @@ pub struct FaultServerBuilder {
     bearer_credentials: Option<(String, String)>,
     redirect_blobs: bool,
     refuse_mounts: bool,
+    referrers_api: bool,
 }
 
 impl FaultServerBuilder {
@@ -140,6 +145,11 @@ impl FaultServerBuilder {
         self.fault(route, FaultKind::Oversized, usize::MAX)
     }
 
+    /// Never answer any request on `route` (see [`FaultKind::Stall`]).
+    pub fn stall(self, route: Route) -> Self {
+        self.fault(route, FaultKind::Stall, usize::MAX)
+    }
+
     /// Demand Bearer tokens from `/token` on this server; each token is accepted for
     /// `uses_per_token` requests, then answered 401 (an expired token).
     pub fn bearer_auth(mut self, uses_per_token: usize) -> Self {
@@ -159,6 +169,13 @@ impl FaultServerBuilder {
         self
     }
 
+    /// Serve the OCI 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`, `OCI-Subject` on
+    /// manifest puts); without it the registry answers 404 there, like distribution 2.x.
+    pub fn referrers_api(mut self) -> Self {
+        self.referrers_api = true;
+        self
+    }
+
     /// Redirect blob GETs (307) to a second listener (another origin) that serves the blob and
     /// records whether an `Authorization` header reached it.
     pub fn redirect_blobs(mut self) -> Self {
@@ -172,7 +189,7 @@ impl FaultServerBuilder {
     /// If no loopback port can be bound (test support only).
     pub async fn build(self) -> FaultServer {
         let shared = Arc::new(server::Shared {
-            memory: Memory::new(self.refuse_mounts),
+            memory: Memory::new(self.refuse_mounts, self.referrers_api),
             upstream: self.upstream,
             faults: self.faults,
             bearer_uses: self.bearer_uses,

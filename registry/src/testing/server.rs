@@ -162,6 +162,7 @@ impl Shared {
                 return respond(reply, &method);
             }
             Some(FaultKind::Oversized) => return endless(),
+            Some(FaultKind::Stall) => return std::future::pending().await,
             Some(kind) => {
                 return self
                     .serve(

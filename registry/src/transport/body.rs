@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::{RegistryError, RegistryErrorDetail};
 
-/// Largest manifest or config accepted (reliability 14).
+/// Largest manifest or config accepted (docs/reliability.md, case 14).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest error or token body accepted.
 pub const MAX_SMALL_BODY_BYTES: u64 = 1024 * 1024;
