@@ -284,12 +284,13 @@ fn app_that_never_listens_times_out_and_its_whole_tree_is_killed() {
     );
 }
 
-#[test]
-fn killing_pyslip_during_the_check_kills_the_sandbox() {
-    let work = Work::with_shared_cache();
-    let app = check_app(&work, "never-listens");
+/// Sends `signal` to pyslip while its check runs an app that never listens, and asserts that the
+/// app's child process is gone and nothing was written; returns the child's marker and pyslip's
+/// stderr.
+fn signal_during_check(work: &Work, signal: &str) -> (String, String) {
+    let app = check_app(work, "never-listens");
     let layout = work.path().join("oci");
-    let marker = format!("pyslip-check-orphan-{}-kill", std::process::id());
+    let marker = format!("pyslip-check-orphan-{}-{signal}", std::process::id());
     let env = format!("ORPHAN_MARKER={marker}");
     let mut cmd = work.command_as_user(&work.bin);
     cmd.args([
@@ -305,9 +306,10 @@ fn killing_pyslip_during_the_check_kills_the_sandbox() {
         "--oci-layout",
         layout.to_str().expect("utf-8"),
     ]);
-    let mut child = cmd.spawn().expect("spawn pyslip");
-    // The binary's copy is unique to this work dir.
+    cmd.stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn pyslip");
     let started = wait_until(240, || !processes_with(&marker).is_empty());
+    // The binary's copy is unique to this work dir.
     let pyslip: Vec<String> = processes_with(&work.bin.display().to_string())
         .into_iter()
         .filter(|l| !l.contains("runuser"))
@@ -315,18 +317,46 @@ fn killing_pyslip_during_the_check_kills_the_sandbox() {
     assert!(started, "the check never started the app");
     assert_eq!(pyslip.len(), 1, "{pyslip:?}");
     let pid = pyslip[0].split_whitespace().next().expect("pid");
-    let killed = Command::new("kill")
-        .args(["-KILL", pid])
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), pid])
         .status()
         .expect("kill");
-    assert!(killed.success());
-    let _ = child.wait();
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait");
     assert!(
         wait_until(10, || processes_with(&marker).is_empty()),
         "the sandbox outlived pyslip: {:?}",
         processes_with(&marker)
     );
     assert!(!layout.exists());
+    (marker, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn killing_pyslip_during_the_check_kills_the_sandbox() {
+    let work = Work::with_shared_cache();
+    signal_during_check(&work, "KILL");
+}
+
+#[test]
+fn sigterm_during_the_check_kills_the_sandbox_and_removes_its_scratch() {
+    // A cache of its own: no other build's scratch dirs in its tmp/.
+    let work = Work::new();
+    let (_, stderr) = signal_during_check(&work, "TERM");
+    assert!(stderr.contains("error: interrupted by SIGTERM"), "{stderr}");
+    let tmp = work.cache().join("pyslip/tmp");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("check-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "scratch left in {}: {left:?}",
+        tmp.display()
+    );
 }
 
 /// Build a `testdata/apps/` web app with `--check --check-path <its expect.json path>` and
