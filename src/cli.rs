@@ -192,4 +192,11 @@ pub struct PlanArgs {
     /// Print the plan as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Ask the package index which Pythons the pinned packages have wheels for, as the build
+    /// does, and show the Python the build would choose.
+    #[arg(long)]
+    pub online: bool,
+    /// With --online: the target platform (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "online")]
+    pub platform: Option<String>,
 }

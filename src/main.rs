@@ -6,6 +6,7 @@ mod commands;
 mod image;
 mod output;
 mod signals;
+mod wheels;
 
 use std::process::ExitCode;
 

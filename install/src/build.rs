@@ -19,8 +19,6 @@ use crate::store::Store;
 use crate::uv::ensure_uv;
 /// Index folder of project layers under the cache root.
 const PROJECT_INDEX: &str = "project-v1";
-/// Lines of installer output shown in an error.
-const ERROR_LINES: usize = 40;
 
 /// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
 /// scratch space, and caches/logs the installers or Python may write.
@@ -201,7 +199,25 @@ impl Run<'_> {
                 req.mtime,
             )?;
         }
-        let project = fs_err::canonicalize(req.project_dir).map_err(cache_err)?;
+        let install = req.plan.install.as_ref();
+        if recipe.copy_locals {
+            for (i, local) in install.iter().flat_map(|i| i.local.iter()).enumerate() {
+                let dest = steps::local_dir(i);
+                let dest = files.join(dest.trim_start_matches(&format!("{WORK}/")));
+                copy_project(
+                    &req.project_dir.join(&local.path),
+                    &local.files,
+                    &dest,
+                    req.mtime,
+                )?;
+            }
+        }
+        // A uv workspace member's install runs at the workspace root (its lock is there).
+        let visible = match install.and_then(|i| i.workspace.as_ref()) {
+            Some(ws) => ws.root_dir(req.project_dir),
+            None => req.project_dir.to_owned(),
+        };
+        let project = fs_err::canonicalize(&visible).map_err(cache_err)?;
         let base_root = lower.last().cloned().unwrap_or_default();
         let mut runner = Runner::new(
             req.isolation,
@@ -233,7 +249,7 @@ impl Run<'_> {
             let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
             log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));
             if !out.status.success() {
-                let err = step_failure(req, step, out.status, &stdout, &stderr);
+                let err = step_failure(req, step, out.status, (&stdout, &stderr), &log, cache_dir);
                 return Err(match (&foreign, err) {
                     // For another platform, a package that must be built from source is the
                     // problem, whatever the build's own error (no compiler, or the host's).
@@ -267,9 +283,13 @@ impl Run<'_> {
                 step: "python3 -c <byte-compile the installed modules>".into(),
                 status: compiled.status,
                 package: None,
-                output: failure::tail(&String::from_utf8_lossy(&compiled.stderr), ERROR_LINES),
+                output: failure::tail(
+                    &String::from_utf8_lossy(&compiled.stderr),
+                    failure::SHOWN_LINES,
+                ),
                 kind: crate::error::FailureKind::Other,
                 python: req.plan.python.value.clone(),
+                context: Box::default(),
             });
         }
         let changes = runner.changes(&keep)?;
@@ -325,15 +345,11 @@ fn step_failure(
     req: &DepsRequest,
     step: &steps::Step,
     status: pyslip_sandbox::ExitStatus,
-    stdout: &str,
-    stderr: &str,
+    (stdout, stderr): (&str, &str),
+    log: &str,
+    cache_dir: &Path,
 ) -> InstallError {
     let combined = format!("{stdout}\n{stderr}");
-    let shown = if stderr.trim().is_empty() {
-        stdout
-    } else {
-        stderr
-    };
     let kind = failure::kind(&combined);
     if kind == crate::error::FailureKind::Other
         && step.argv.get(1).is_some_and(|a| a == "export")
@@ -345,14 +361,14 @@ fn step_failure(
             refresh: "uv lock",
         };
     }
-    InstallError::Failed {
-        step: step.display(),
+    failure::failed(
+        step.display(),
         status,
-        package: failure::package(&combined),
-        output: failure::tail(shown, ERROR_LINES),
-        kind,
-        python: req.plan.python.value.clone(),
-    }
+        &combined,
+        log,
+        cache_dir,
+        &req.plan.python.value,
+    )
 }
 
 /// The history line: the commands, without paths of pyslip's mounts or any environment.

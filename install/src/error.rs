@@ -19,6 +19,28 @@ pub enum FailureKind {
     Other,
 }
 
+/// What the package index says about the wheels of a package that failed to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelAdvice {
+    /// PEP 503 name.
+    pub name: String,
+    /// The pinned version.
+    pub version: String,
+    /// The newest supported Python (`3.12`) that version has a wheel for on this platform;
+    /// `None` when it has none for any.
+    pub newest_python: Option<String>,
+}
+
+/// More about a failed install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureContext {
+    /// The whole install log (every step), written to the cache; `None` if it could not be.
+    pub log_path: Option<PathBuf>,
+    /// What the package index says about the failing package's wheels, added by the caller
+    /// (the install itself makes no network requests).
+    pub wheels: Option<WheelAdvice>,
+}
+
 /// Everything that can go wrong while making the dependency layer.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -45,6 +67,9 @@ pub enum InstallError {
         /// What is wrong, e.g. `package "x" has no version`.
         reason: String,
     },
+    /// A lock or manifest file could not be parsed (the plan crate's parser, shared with detection).
+    #[error(transparent)]
+    Input(#[from] pyslip_plan::PlanError),
     /// A lock file is out of date with its manifest (what `--deploy` / `--locked` refuse).
     #[error("{lock} is out of date with {manifest}")]
     StaleLock {
@@ -85,21 +110,24 @@ pub enum InstallError {
     /// The sandbox could not run the installer.
     #[error("cannot run the installer in the sandbox")]
     Sandbox(#[source] SandboxError),
-    /// The installer ran and failed.
-    #[error("{}: {step} {}\n{output}", what_failed(package.as_deref()), describe(*status))]
+    /// The installer ran and failed. Its output is not part of the message (one line): the
+    /// binary prints [`InstallError::log`] above it.
+    #[error("{}: {step} {}", what_failed(package.as_deref()), describe(*status))]
     Failed {
         /// What ran, e.g. `uv pip install -r requirements.txt`.
         step: String,
         /// How it ended.
         status: ExitStatus,
-        /// The failing package, when the output names one.
+        /// The failing package, when the output names one (`numpy==1.26.4` or `numpy`).
         package: Option<String>,
-        /// The installer's own message (tail of its output, credentials redacted).
+        /// The last lines of the failing step's output (credentials redacted).
         output: String,
         /// What the output says went wrong.
         kind: FailureKind,
-        /// The image's Python, for the compiler hint (`3.11`).
+        /// The image's Python, for the hints (`3.11`).
         python: String,
+        /// Where the whole log is, and what the index says (boxed: errors stay small).
+        context: Box<FailureContext>,
     },
     /// Turning the install into a layer failed.
     #[error("cannot write the dependency layer")]
@@ -185,7 +213,72 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// The hint for a package that needed a compiler: with index data, the Python its pinned
+/// version has wheels for and both ways out.
+fn compiler_hint(package: Option<&str>, python: &str, wheels: Option<&WheelAdvice>) -> String {
+    let slim = format!("python:{python}-slim has no C compiler");
+    match wheels {
+        Some(WheelAdvice {
+            name,
+            version,
+            newest_python: Some(newest),
+        }) => format!(
+            "{name} {version} has no wheel for Python {python} on this platform and {slim} to build it from source: build with --python {newest} (the newest Python {name} {version} has wheels for), or pin a newer release of {name} that has wheels for {python}"
+        ),
+        Some(WheelAdvice {
+            name,
+            version,
+            newest_python: None,
+        }) => format!(
+            "{name} {version} has no wheel for this platform on any supported Python and {slim} to build it from source: pin a release of {name} that has wheels for Python {python}, or build on a --base image that has the compiler and headers"
+        ),
+        None => format!(
+            "{} needs system libraries or a C compiler to build from source, and {slim}: pin a version that has a binary wheel for this platform, or build on a --base image that has the compiler and headers",
+            package.unwrap_or("a package")
+        ),
+    }
+}
+
 impl InstallError {
+    /// For a failed install: the last lines of the installer's output and the file holding
+    /// the whole log, for the binary to print above the one-line error.
+    pub fn log(&self) -> Option<(&str, Option<&std::path::Path>)> {
+        match self {
+            InstallError::Failed {
+                output, context, ..
+            } => Some((output.as_str(), context.log_path.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// For a failed build of `package` that needed a compiler: the package's name and pinned
+    /// version as the output names them (`numpy==1.26.4`), so the caller can ask the index.
+    pub fn missing_wheel(&self) -> Option<(String, Option<String>)> {
+        match self {
+            InstallError::Failed {
+                kind: FailureKind::Compiler,
+                package: Some(package),
+                ..
+            } => {
+                let (name, version) = match package.split_once("==") {
+                    Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
+                    None => (package.trim(), None),
+                };
+                Some((name.to_owned(), version))
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds what the package index says about the failing package (see [`missing_wheel`]).
+    ///
+    /// [`missing_wheel`]: InstallError::missing_wheel
+    pub fn set_wheel_advice(&mut self, advice: WheelAdvice) {
+        if let InstallError::Failed { context, .. } = self {
+            context.wheels = Some(advice);
+        }
+    }
+
     /// An actionable hint for the user, printed by the binary as a `hint:` line.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -193,6 +286,7 @@ impl InstallError {
                 "run `{refresh}` and commit the updated lock file"
             )),
             InstallError::Sandbox(e) => e.hint(),
+            InstallError::Input(e) => e.hint(),
             InstallError::Layer(e) => e.hint(),
             InstallError::Unpack(e) => e.hint(),
             InstallError::User(_) => Some(
@@ -215,14 +309,17 @@ impl InstallError {
                 "run with --sandbox namespaces where unprivileged user namespaces work, or use a python:X.Y-slim base".to_owned(),
             ),
             InstallError::UvPlatform(_) => Some("pass --uv PATH to a static uv binary for the target platform".to_owned()),
-            InstallError::Failed { kind, package, python, .. } => match kind {
+            InstallError::Failed {
+                kind,
+                package,
+                python,
+                context,
+                ..
+            } => match kind {
                 FailureKind::Certificate => Some(
                     "the package index's TLS certificate is not trusted: point SSL_CERT_FILE at your CA bundle (pyslip mounts it into the sandbox for pip and uv)".to_owned(),
                 ),
-                FailureKind::Compiler => Some(format!(
-                    "{} needs system libraries or a C compiler to build from source, and python:{python}-slim has no gcc: pin a version that has a binary wheel for this platform, or build on a --base image that has the compiler and headers",
-                    package.as_deref().unwrap_or("a package")
-                )),
+                FailureKind::Compiler => Some(compiler_hint(package.as_deref(), python, context.wheels.as_ref())),
                 FailureKind::NotFound => Some(
                     "check the package name and version, and the index settings (PIP_INDEX_URL, UV_INDEX_URL)".to_owned(),
                 ),

@@ -1,7 +1,64 @@
 //! Reading an installer's failure output: what went wrong and which package, for the message
 //! and the hint.
 
-use crate::error::FailureKind;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use pyslip_sandbox::ExitStatus;
+
+use crate::error::{FailureContext, FailureKind, InstallError};
+
+/// Lines of the failing step's output kept for the message.
+pub(crate) const SHOWN_LINES: usize = 40;
+/// Folder of install logs under the cache root.
+const LOGS: &str = "logs";
+
+/// The error for a failed step: what failed, the last lines of its output, and the whole
+/// install log (`log`, every step so far) written to `<cache>/logs/` for the user to read.
+pub(crate) fn failed(
+    step: String,
+    status: ExitStatus,
+    output: &str,
+    log: &str,
+    cache_dir: &Path,
+    python: &str,
+) -> InstallError {
+    InstallError::Failed {
+        step,
+        status,
+        package: package(output),
+        output: tail(output, SHOWN_LINES),
+        kind: kind(output),
+        python: python.to_owned(),
+        context: Box::new(FailureContext {
+            log_path: write_log(cache_dir, log).ok(),
+            wheels: None,
+        }),
+    }
+}
+
+/// Writes `log` to a new file `<cache>/logs/install-<time>-<n>.log` (temp file, fsync, rename).
+fn write_log(cache_dir: &Path, log: &str) -> std::io::Result<PathBuf> {
+    let dir = cache_dir.join(LOGS);
+    fs_err::create_dir_all(&dir)?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut file = tempfile::Builder::new()
+        .prefix(".install-")
+        .tempfile_in(&dir)?;
+    file.write_all(log.as_bytes())?;
+    file.as_file().sync_all()?;
+    let name = format!("install-{secs}-{}.log", std::process::id());
+    let mut path = dir.join(&name);
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{}-{n}.log", name.trim_end_matches(".log")));
+        n += 1;
+    }
+    file.persist(&path).map_err(|e| e.error)?;
+    Ok(path)
+}
 
 /// Needles that mark an untrusted TLS certificate (pip/requests, uv/rustls).
 const CERT: &[&str] = &[
@@ -132,6 +189,67 @@ mod tests {
         assert_eq!(package(out).as_deref(), Some("psycopg2"));
         let out = "  × No solution found when resolving dependencies:\n  ╰─▶ Because nosuchpkg-xyz was not found in the package registry and you require nosuchpkg-xyz, we can conclude that your requirements are unsatisfiable.\n";
         assert_eq!(package(out).as_deref(), Some("nosuchpkg-xyz"));
+    }
+
+    #[test]
+    fn a_failure_keeps_the_tail_and_writes_the_whole_log() {
+        let cache = tempfile::tempdir().unwrap();
+        let output: String = (1..=100).map(|i| format!("line {i}\n")).collect::<String>()
+            + "  × Failed to build `numpy==1.26.4`\n      ../meson.build:1:0: ERROR: Unknown compiler(s): [['cc'], ['gcc']]\n";
+        let log = format!("$ uv pip install -r requirements.txt\n{output}");
+        let err = failed(
+            "uv pip install -r requirements.txt".into(),
+            ExitStatus::Code(1),
+            &output,
+            &log,
+            cache.path(),
+            "3.13",
+        );
+        assert_eq!(
+            err.to_string(),
+            "installing numpy==1.26.4 failed: uv pip install -r requirements.txt exited with status 1"
+        );
+        let (shown, path) = err.log().unwrap();
+        assert_eq!(shown.lines().count(), SHOWN_LINES);
+        assert!(
+            shown.ends_with("Unknown compiler(s): [['cc'], ['gcc']]"),
+            "{shown}"
+        );
+        assert_eq!(fs_err::read_to_string(path.unwrap()).unwrap(), log);
+        assert_eq!(
+            err.missing_wheel(),
+            Some(("numpy".to_owned(), Some("1.26.4".to_owned())))
+        );
+    }
+
+    #[test]
+    fn the_hint_names_the_python_with_wheels_and_both_fixes() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut err = failed(
+            "uv pip install".into(),
+            ExitStatus::Code(1),
+            "  × Failed to build `numpy==1.26.4`\n  error: command 'gcc' failed\n",
+            "",
+            cache.path(),
+            "3.13",
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("numpy==1.26.4 needs system libraries")
+        );
+        err.set_wheel_advice(crate::WheelAdvice {
+            name: "numpy".into(),
+            version: "1.26.4".into(),
+            newest_python: Some("3.12".into()),
+        });
+        let hint = err.hint().unwrap();
+        assert!(
+            hint.contains("numpy 1.26.4 has no wheel for Python 3.13"),
+            "{hint}"
+        );
+        assert!(hint.contains("--python 3.12"), "{hint}");
+        assert!(hint.contains("pin a newer release of numpy"), "{hint}");
     }
 
     #[test]

@@ -120,6 +120,15 @@ pub fn cache_key(req: &DepsRequest) -> Result<String, InstallError> {
     for input in &install.inputs {
         h.file(&format!("input:{input}"), &req.project_dir.join(input))?;
     }
+    if let Some(ws) = &install.workspace {
+        h.field(
+            "workspace",
+            serde_json::to_string(ws).unwrap_or_default().as_bytes(),
+        );
+    }
+    for local in &install.local {
+        h.field("local", local.name.as_bytes());
+    }
     let split = crate::steps::split_project(install, req.project_dir)?;
     h.field("project-layer", &[u8::from(split)]);
     if install.install_project && !split {
@@ -155,6 +164,12 @@ pub fn project_key(req: &DepsRequest, deps: &DepsLayer) -> Result<String, Instal
     if let Some(config) = crate::steps::uv_config(req.project_dir)? {
         h.field("uv-config", config.as_bytes());
     }
-    h.shipped(req.project_dir, &req.plan.files)?;
+    if install.install_project {
+        h.shipped(req.project_dir, &req.plan.files)?;
+    }
+    for local in &install.local {
+        h.field("local", local.path.as_bytes());
+        h.shipped(&req.project_dir.join(&local.path), &local.files)?;
+    }
     Ok(h.finish())
 }

@@ -41,7 +41,7 @@ pub use collectstatic::{
     runs_collectstatic, runtime_owner, static_key,
 };
 pub use env::strip_credentials;
-pub use error::InstallError;
+pub use error::{FailureContext, FailureKind, InstallError, WheelAdvice};
 pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use layers::{Changes, Lowers};
+use pyslip_lifecycle::scratch::ScratchDir;
 use pyslip_sandbox::{BindMount, HostCommand, Output, Sandbox, Stdio};
 
 use crate::compile;
@@ -90,6 +91,9 @@ pub(crate) struct SandboxRunner {
 
 /// The namespace-free runner's state.
 pub(crate) struct HostRunner {
+    /// A short staging directory outside the cache, when the cache's path is too long for a
+    /// shebang line.
+    _short: Option<ScratchDir>,
     interp: Interpreter,
     tree: PathBuf,
     bin: PathBuf,
@@ -321,15 +325,13 @@ impl HostRunner {
         let layout = interp.layout()?;
         // A staging tree whose interpreter path fits a kernel shebang line (see MAX_SHEBANG).
         let mut tree = setup.scratch.join("t");
+        let mut short = None;
         if format!("#!{}/{}", tree.display(), interp.elf_rel).len() > MAX_SHEBANG {
-            let short = tempfile::Builder::new()
-                .prefix("pyslip-")
-                .tempdir()
-                .map_err(InstallError::Cache)?
-                .keep();
-            tree = short.join("t");
-            // Removed with the scratch dir.
-            let _ = fs_err::os::unix::fs::symlink(&short, setup.scratch.join("short-tree"));
+            // Locked while in use and removed with the runner, like every scratch dir.
+            let dir = ScratchDir::new_in(&std::env::temp_dir(), "pyslip-")
+                .map_err(InstallError::Cache)?;
+            tree = dir.join("t");
+            short = Some(dir);
         }
         fs_err::create_dir(&tree).map_err(InstallError::Cache)?;
         if format!("#!{}/{}", tree.display(), interp.elf_rel).len() > MAX_SHEBANG
@@ -439,6 +441,7 @@ impl HostRunner {
             urls: vec![(format!("file://{files}"), format!("file://{WORK}"))],
         };
         Ok(Self {
+            _short: short,
             interp,
             tree,
             bin,

@@ -16,6 +16,11 @@ pub(crate) const UV: &str = "/.pyslip/uv";
 pub(crate) const UV_PATH: &str = UV;
 /// The copy of the project's shipped files that a project install builds from.
 pub(crate) const SRC: &str = "/.pyslip/work/src";
+/// Where the `index`-th local package (path dependency) of the plan is copied.
+pub(crate) fn local_dir(index: usize) -> String {
+    format!("{WORK}/local-{index}")
+}
+
 /// uv's package cache.
 pub(crate) const UV_CACHE: &str = "/.pyslip/cache/uv";
 /// pip's package cache.
@@ -48,6 +53,8 @@ pub(crate) struct Recipe {
     pub files: Vec<(String, String)>,
     /// Whether the project's shipped files are copied to [`SRC`].
     pub copy_project: bool,
+    /// Whether the plan's local packages (path dependencies) are copied to [`local_dir`]s.
+    pub copy_locals: bool,
     /// Whether uv is mounted.
     pub needs_uv: bool,
 }
@@ -71,6 +78,15 @@ pub(crate) fn split_project(
     install: &InstallPlan,
     project: &std::path::Path,
 ) -> Result<bool, InstallError> {
+    let locked = matches!(
+        install.manager,
+        PackageManager::UvLock
+            | PackageManager::Poetry { locked: true }
+            | PackageManager::Pipenv { locked: true }
+    );
+    if locked && !install.local.is_empty() {
+        return Ok(true);
+    }
     if !install.install_project {
         return Ok(false);
     }
@@ -102,6 +118,21 @@ const UV_OWN: &[&str] = &[
     "graalpy-install-mirror",
     "pyodide-install-mirror",
     "python-downloads-json-url",
+];
+/// `[tool.uv]` keys that describe the project (uv reads them from pyproject.toml itself) and
+/// that a `uv.toml` may not hold: dropped from the generated configuration.
+const UV_PROJECT_ONLY: &[&str] = &[
+    "sources",
+    "workspace",
+    "dev-dependencies",
+    "default-groups",
+    "dependency-groups",
+    "managed",
+    "package",
+    "conflicts",
+    "environments",
+    "required-environments",
+    "build-backend",
 ];
 /// The same for `[pip]` settings, plus those that redirect the install.
 const UV_PIP_OWN: &[&str] = &[
@@ -143,7 +174,7 @@ pub(crate) fn uv_config(project: &std::path::Path) -> Result<Option<String>, Ins
     } else {
         return Ok(None);
     };
-    for key in UV_OWN {
+    for key in UV_OWN.iter().chain(UV_PROJECT_ONLY) {
         table.remove(*key);
     }
     if let Some(toml::Value::Table(pip)) = table.get_mut("pip") {
@@ -194,26 +225,60 @@ fn install_prefix(installer: Installer, uv_config: bool) -> Vec<String> {
     }
 }
 
-/// The recipe of the project layer: the project's own package, non-editable, without its
-/// dependencies (they are in the dependency layer below).
+/// The recipe of the project layer: the project's own package (when it is installed) and its
+/// path dependencies, non-editable, without their dependencies (they are in the dependency
+/// layer below).
 pub(crate) fn project_recipe(
     install: &InstallPlan,
     project: &std::path::Path,
 ) -> Result<Recipe, InstallError> {
     let config = uv_config(project)?;
-    let argv = install_prefix(install.installer, config.is_some())
-        .into_iter()
-        .chain(strings(&["--no-deps", SRC]))
-        .collect();
+    let mut argv = install_prefix(install.installer, config.is_some());
+    argv.push("--no-deps".to_owned());
+    if install.installer == Installer::Uv
+        && (install.workspace.is_some() || !install.local.is_empty())
+    {
+        // The copies stand alone: `{ workspace = true }` sources cannot be read outside the
+        // workspace, and the dependencies come from the layer below anyway.
+        argv.push("--no-sources".to_owned());
+    }
+    if install.install_project {
+        argv.push(SRC.to_owned());
+    }
+    argv.extend((0..install.local.len()).map(local_dir));
     Ok(Recipe {
         steps: vec![Step { argv }],
         files: config
             .map(|c| (UV_CONFIG.to_owned(), c))
             .into_iter()
             .collect(),
-        copy_project: true,
+        copy_project: install.install_project,
+        copy_locals: !install.local.is_empty(),
         needs_uv: install.installer == Installer::Uv,
     })
+}
+
+/// `uv export` of a uv.lock: everything the lock installs from an index, hash-pinned; the
+/// project, workspace members and path dependencies are installed by the project layer.
+fn uv_export(install: &InstallPlan, output: &str, with_config: bool) -> Step {
+    let mut argv = strings(&[UV, "export"]);
+    argv.extend(uv_config_flags(with_config));
+    argv.extend(strings(&["--locked", "--no-dev", "--no-emit-project"]));
+    if let Some(ws) = &install.workspace {
+        // Run at the workspace root (mounted as the project): the member's dependencies only.
+        argv.extend(strings(&["--package", &ws.member]));
+    }
+    if install.workspace.is_some() || !install.local.is_empty() {
+        argv.push("--no-emit-local".to_owned());
+    }
+    argv.extend(strings(&[
+        "--no-header",
+        "--format",
+        "requirements-txt",
+        "--output-file",
+        output,
+    ]));
+    Step { argv }
 }
 
 /// The recipe for `install` in `project`: the dependency layer, with the project itself when
@@ -265,6 +330,7 @@ pub(crate) fn recipe(
             let reqs = locks::pipfile_lock_requirements(
                 &read(project, "Pipfile")?,
                 &read(project, "Pipfile.lock")?,
+                install,
             )?;
             let step = locked_req(&mut r, "pipfile-lock-requirements.txt", reqs);
             r.steps.push(step);
@@ -279,7 +345,8 @@ pub(crate) fn recipe(
         }
         PackageManager::Poetry { locked } => {
             if *locked {
-                let reqs = locks::poetry_lock_requirements(&read(project, "poetry.lock")?)?;
+                let reqs =
+                    locks::poetry_lock_requirements(&read(project, "poetry.lock")?, install)?;
                 let step = locked_req(&mut r, "poetry-lock-requirements.txt", reqs);
                 r.steps.push(step);
                 if install.install_project && !split {
@@ -301,23 +368,8 @@ pub(crate) fn recipe(
         PackageManager::UvLock => {
             r.needs_uv = true;
             let exported = format!("{WORK}/uv-requirements.txt");
-            let mut export = strings(&[UV, "export"]);
-            export.extend(uv_config_flags(config.is_some()));
-            r.steps.push(Step {
-                argv: export
-                    .into_iter()
-                    .chain(strings(&[
-                        "--locked",
-                        "--no-dev",
-                        "--no-emit-project",
-                        "--no-header",
-                        "--format",
-                        "requirements-txt",
-                        "--output-file",
-                        &exported,
-                    ]))
-                    .collect(),
-            });
+            r.steps
+                .push(uv_export(install, &exported, config.is_some()));
             r.steps.push(install_cmd(&[
                 "--require-hashes",
                 "--no-deps",

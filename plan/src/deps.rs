@@ -80,13 +80,36 @@ pub fn parse_requirement(text: &str, env: Option<&MarkerEnvironment>) -> Result<
     })
 }
 
-/// Packages that a known extra is documented to pull in, for sources without a lock (the
+/// The version of a requirement pinned to exactly one release (`numpy==1.26.4`, not
+/// `==1.26.*` or a range); `None` otherwise.
+pub fn exact_version(text: &str) -> Option<String> {
+    let requirement = Requirement::<pep508_rs::VerbatimUrl>::from_str(text.trim()).ok()?;
+    let Some(pep508_rs::VersionOrUrl::VersionSpecifier(specifiers)) = requirement.version_or_url
+    else {
+        return None;
+    };
+    let [only] = specifiers.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    (*only.operator() == pep440_rs::Operator::Equal).then(|| only.version().to_string())
+}
+
+/// Servers that a known extra is documented to pull in, for sources without a lock (the
 /// requirements/PEP 621 case), so that server detection sees e.g. uvicorn behind `fastapi[standard]`.
 pub fn implied_by_extra(name: &str, extra: &str) -> &'static [&'static str] {
     match (name, extra) {
         ("fastapi", "standard" | "all" | "standard-no-fastapi-cloud-cli") => {
             &["uvicorn", "fastapi-cli"]
         }
+        ("litestar", "standard" | "full") => &["uvicorn"],
+        _ => &[],
+    }
+}
+
+/// Servers a framework always depends on (Quart runs on hypercorn), for sources without a lock.
+pub fn implied_by_package(name: &str) -> &'static [&'static str] {
+    match name {
+        "quart" => &["hypercorn"],
         _ => &[],
     }
 }
@@ -97,6 +120,9 @@ pub fn collect(req: &Req, names: &mut BTreeSet<String>) {
         return;
     }
     names.insert(req.name.clone());
+    for implied in implied_by_package(&req.name) {
+        names.insert((*implied).to_owned());
+    }
     for extra in &req.extras {
         for implied in implied_by_extra(&req.name, extra) {
             names.insert((*implied).to_owned());
@@ -140,6 +166,18 @@ mod tests {
         for text in ["D. x", "a- ;", "b_[x]"] {
             assert!(parse_requirement(text, None).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn exact_versions_are_single_equals_pins() {
+        assert_eq!(exact_version("numpy==1.26.4").as_deref(), Some("1.26.4"));
+        assert_eq!(
+            exact_version("NumPy[x] == 2.2.6 ; python_version >= '3.10'").as_deref(),
+            Some("2.2.6")
+        );
+        assert_eq!(exact_version("numpy==1.26.*"), None);
+        assert_eq!(exact_version("numpy>=1,<2"), None);
+        assert_eq!(exact_version("numpy"), None);
     }
 
     #[test]

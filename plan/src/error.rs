@@ -64,6 +64,18 @@ pub enum PlanError {
         /// Servers looked for.
         servers: Vec<String>,
     },
+    /// A path dependency pyslip cannot install.
+    #[error("{file}: {name} is a path dependency at {path:?}, {reason}")]
+    PathDependency {
+        /// The file that declares it.
+        file: String,
+        /// Its name.
+        name: String,
+        /// The path as written.
+        path: String,
+        /// Why it cannot be installed.
+        reason: String,
+    },
     /// Walking the project failed.
     #[error("cannot list the project files under {}", path.display())]
     Walk {
@@ -114,6 +126,9 @@ impl PlanError {
             PlanError::NoServer { servers, .. } => Some(format!(
                 "add one of {} to the dependencies, or set `cmd` in [tool.pyslip]",
                 servers.join(", ")
+            )),
+            PlanError::PathDependency { name, .. } => Some(format!(
+                "pyslip installs path dependencies that are folders inside the project (or inside the uv workspace it is a member of): move {name} there, make both members of one uv workspace, or publish {name} to a package index"
             )),
             PlanError::NotADirectory { .. } | PlanError::Read { .. } | PlanError::Walk { .. } => {
                 None

@@ -7,13 +7,15 @@ use pep508_rs::MarkerEnvironment;
 use crate::config::LoadedConfig;
 use crate::deps;
 use crate::error::PlanError;
-use crate::locks::{self, Edge};
+use crate::locks::pipfile::{self, Pipfile, PipfileLock};
+use crate::locks::{self, Edge, poetry, uv};
 use crate::model::{Ignored, InstallPlan, Installer, Overrides, PackageManager, Source};
-use crate::pipfile::{self, Pipfile, PipfileLock};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
 use crate::requirements;
 use crate::setup;
+use crate::workspace::FoundWorkspace;
+use crate::{local, model};
 
 /// What the project files say, parsed once by the caller.
 #[derive(Debug)]
@@ -24,10 +26,12 @@ pub struct Inputs<'a> {
     pub pyproject: Option<&'a Parsed>,
     /// Pipfile.
     pub pipfile: Option<&'a Pipfile>,
-    /// Pipfile.lock text (re-parsed with the target's markers).
-    pub pipfile_lock: Option<&'a str>,
+    /// Pipfile.lock.
+    pub pipfile_lock: Option<&'a PipfileLock>,
     /// Marker environment of the target interpreter.
     pub env: Option<&'a MarkerEnvironment>,
+    /// The uv workspace the project is a member of (it has no uv.lock of its own).
+    pub workspace: Option<&'a FoundWorkspace>,
 }
 
 /// The decided install plus notes.
@@ -64,39 +68,78 @@ impl Signal {
     }
 }
 
+/// What one package manager's files say: the plan's install minus the installer choice.
+struct Declared {
+    manager: PackageManager,
+    source: Source,
+    inputs: BTreeSet<String>,
+    names: BTreeSet<String>,
+    install_project: bool,
+    warnings: Vec<String>,
+    workspace: Option<model::Workspace>,
+    local: Vec<model::LocalPackage>,
+}
+
+impl Declared {
+    fn new(manager: PackageManager, source: Source) -> Self {
+        Declared {
+            manager,
+            source,
+            inputs: BTreeSet::new(),
+            names: BTreeSet::new(),
+            install_project: false,
+            warnings: Vec::new(),
+            workspace: None,
+            local: Vec::new(),
+        }
+    }
+}
+
+/// Every install signal of the project, in precedence order.
+fn signals(inputs: &Inputs<'_>) -> Vec<Signal> {
+    let project = inputs.project;
+    let pyproject = inputs.pyproject;
+    let project_table = pyproject.and_then(|p| p.data.project.as_ref());
+    let checks = [
+        (Signal::Requirements, project.is_file("requirements.txt")),
+        (
+            Signal::Pipenv,
+            inputs.pipfile.is_some() || inputs.pipfile_lock.is_some(),
+        ),
+        (
+            Signal::UvLock,
+            project.is_file(locks::UV_LOCK) || inputs.workspace.is_some(),
+        ),
+        (
+            Signal::Poetry,
+            project.is_file(locks::POETRY_LOCK) || pyproject.is_some_and(|p| p.poetry().is_some()),
+        ),
+        (
+            Signal::Pep621,
+            project_table.is_some_and(|t| t.dependencies.is_some())
+                || (project_table.is_some() && pyproject.is_some_and(Parsed::is_package)),
+        ),
+        (
+            Signal::SetupPy,
+            project.is_file("setup.py") || project.is_file("setup.cfg"),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(signal, present)| present.then_some(signal))
+        .collect()
+}
+
 /// Decides the install.
 pub fn choose(
     inputs: &Inputs<'_>,
     overrides: &Overrides,
     config: Option<&LoadedConfig>,
 ) -> Result<InstallChoice, PlanError> {
-    let project = inputs.project;
-    let pyproject = inputs.pyproject;
-    let project_table = pyproject.and_then(|p| p.data.project.as_ref());
-    let mut signals = Vec::new();
-    if project.is_file("requirements.txt") {
-        signals.push(Signal::Requirements);
-    }
-    if inputs.pipfile.is_some() || inputs.pipfile_lock.is_some() {
-        signals.push(Signal::Pipenv);
-    }
-    if project.is_file(locks::UV_LOCK) {
-        signals.push(Signal::UvLock);
-    }
-    if project.is_file(locks::POETRY_LOCK) || pyproject.is_some_and(|p| p.poetry().is_some()) {
-        signals.push(Signal::Poetry);
-    }
-    if project_table.is_some_and(|t| t.dependencies.is_some())
-        || (project_table.is_some() && pyproject.is_some_and(Parsed::is_package))
-    {
-        signals.push(Signal::Pep621);
-    }
-    if project.is_file("setup.py") || project.is_file("setup.cfg") {
-        signals.push(Signal::SetupPy);
-    }
+    let mut signals = signals(inputs);
     let mut choice = InstallChoice::default();
     // uv.lock needs its pyproject.toml; without it the lock is reported and skipped.
-    if signals.contains(&Signal::UvLock) && pyproject.is_none() {
+    if signals.contains(&Signal::UvLock) && inputs.pyproject.is_none() {
         signals.retain(|s| *s != Signal::UvLock);
         choice.ignored.push(Ignored {
             what: "uv.lock".into(),
@@ -112,7 +155,37 @@ pub fn choose(
             reason: format!("{} wins", winner.label()),
         });
     }
+    let (installer, installer_source) = choose_installer(winner, overrides, config, &mut choice);
+    let declared = match winner {
+        Signal::Requirements => requirements_txt(inputs)?,
+        Signal::Pipenv => pipenv(inputs)?,
+        Signal::UvLock => uv_lock(inputs)?,
+        Signal::Poetry => poetry(inputs)?,
+        Signal::Pep621 => pep621(inputs)?,
+        Signal::SetupPy => setup_py(inputs)?,
+    };
+    choice.warnings.extend(declared.warnings);
+    choice.plan = Some(InstallPlan {
+        manager: declared.manager,
+        source: declared.source,
+        installer,
+        installer_source,
+        inputs: declared.inputs.into_iter().collect(),
+        dependencies: declared.names.into_iter().collect(),
+        install_project: declared.install_project,
+        workspace: declared.workspace,
+        local: declared.local,
+    });
+    Ok(choice)
+}
 
+/// The installer: `--installer` > config > uv; a uv.lock is always installed by uv.
+fn choose_installer(
+    winner: Signal,
+    overrides: &Overrides,
+    config: Option<&LoadedConfig>,
+    choice: &mut InstallChoice,
+) -> (Installer, Source) {
     let (mut installer, mut installer_source) = (Installer::Uv, Source::Default);
     if let Some(value) = config.and_then(|c| {
         c.config
@@ -136,135 +209,218 @@ pub fn choose(
             Source::detected(locks::UV_LOCK, "uv.lock is installed by uv"),
         );
     }
+    (installer, installer_source)
+}
 
-    let mut inputs_used: BTreeSet<String> = BTreeSet::new();
-    let mut names: BTreeSet<String> = BTreeSet::new();
-    let mut install_project = false;
-    let (manager, source) = match winner {
-        Signal::Requirements => {
-            let reqs = requirements::read(project, "requirements.txt", inputs.env)?;
-            inputs_used.extend(reqs.inputs);
-            names.extend(reqs.names);
-            choice.warnings.extend(reqs.warnings);
-            (
-                PackageManager::Requirements,
-                Source::file("requirements.txt", None),
-            )
-        }
-        Signal::Pipenv => {
-            let locked = inputs.pipfile_lock.is_some();
-            if let Some(text) = inputs.pipfile_lock {
-                let lock: PipfileLock = pipfile::parse_lock(text, inputs.env)?;
-                names.extend(lock.packages);
-                inputs_used.insert(pipfile::PIPFILE_LOCK.to_owned());
-            } else if let Some(pipfile) = inputs.pipfile {
-                names.extend(pipfile.packages.iter().cloned());
-                choice.warnings.push("Pipfile has no Pipfile.lock: dependencies are resolved at build time; run `pipenv lock` for reproducible builds".to_owned());
-            }
-            if inputs.pipfile.is_some() {
-                inputs_used.insert(pipfile::PIPFILE.to_owned());
-            } else {
-                choice.warnings.push("Pipfile.lock without a Pipfile: `--deploy` cannot check that the lock is current".to_owned());
-            }
-            let file = if locked {
-                pipfile::PIPFILE_LOCK
-            } else {
-                pipfile::PIPFILE
-            };
-            (PackageManager::Pipenv { locked }, Source::file(file, None))
-        }
-        Signal::UvLock => {
-            let text = project.read(locks::UV_LOCK)?.unwrap_or_default();
-            let name = project_table.and_then(|t| t.name.as_deref());
-            let lock = locks::parse_uv_lock(&text, name, inputs.env)?;
-            names.extend(lock.packages);
-            install_project = lock.root_is_package;
-            inputs_used.extend([locks::UV_LOCK.to_owned(), pyproject::FILE.to_owned()]);
-            (PackageManager::UvLock, Source::file(locks::UV_LOCK, None))
-        }
-        Signal::Poetry => {
-            let roots = poetry_roots(pyproject, inputs.env);
-            let locked = project.is_file(locks::POETRY_LOCK);
-            if locked {
-                let text = project.read(locks::POETRY_LOCK)?.unwrap_or_default();
-                names.extend(locks::parse_poetry_lock(&text, &roots, inputs.env)?);
-                inputs_used.insert(locks::POETRY_LOCK.to_owned());
-            } else {
-                for root in &roots {
-                    deps::collect(
-                        &deps::Req {
-                            name: root.name.clone(),
-                            extras: root.extras.clone(),
-                            applies: true,
-                        },
-                        &mut names,
-                    );
-                }
-                choice.warnings.push("[tool.poetry] has no poetry.lock: dependencies are resolved at build time; run `poetry lock` for reproducible builds".to_owned());
-            }
-            if pyproject.is_some() {
-                inputs_used.insert(pyproject::FILE.to_owned());
-            }
-            let poetry = pyproject.and_then(Parsed::poetry);
-            let package_mode = poetry.and_then(|p| p.package_mode).unwrap_or(true);
-            install_project = package_mode && pyproject.is_some_and(Parsed::is_package);
-            let file = if locked {
-                locks::POETRY_LOCK
-            } else {
-                pyproject::FILE
-            };
-            (PackageManager::Poetry { locked }, Source::file(file, None))
-        }
-        Signal::Pep621 => {
-            let mut line = None;
-            if let (Some(parsed), Some(list)) = (
-                pyproject,
-                project_table.and_then(|t| t.dependencies.as_ref()),
-            ) {
-                line = Some(parsed.line(&list.span()));
-                for item in list.get_ref() {
-                    let req =
-                        deps::parse_requirement(item.get_ref(), inputs.env).map_err(|reason| {
-                            PlanError::malformed(
-                                pyproject::FILE,
-                                Some(parsed.line(&item.span())),
-                                format!("[project] dependencies: {reason}"),
-                                Some("PEP 508 requirements, e.g. \"fastapi[standard]>=0.115\""),
-                            )
-                        })?;
-                    deps::collect(&req, &mut names);
-                }
-            }
-            install_project = pyproject.is_some_and(Parsed::is_package);
-            inputs_used.insert(pyproject::FILE.to_owned());
-            (PackageManager::Pep621, Source::file(pyproject::FILE, line))
-        }
-        Signal::SetupPy => {
-            let found = setup::read(project, inputs.env)?;
-            names.extend(found.names);
-            inputs_used.extend(found.inputs);
-            if pyproject.is_some() {
-                inputs_used.insert(pyproject::FILE.to_owned());
-            }
-            install_project = true;
-            let file = if project.is_file("setup.py") {
-                "setup.py"
-            } else {
-                "setup.cfg"
-            };
-            (PackageManager::SetupPy, Source::file(file, None))
-        }
+/// requirements.txt and everything it includes.
+fn requirements_txt(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let reqs = requirements::read(inputs.project, "requirements.txt", inputs.env)?;
+    let mut d = Declared::new(
+        PackageManager::Requirements,
+        Source::file("requirements.txt", None),
+    );
+    d.inputs.extend(reqs.inputs);
+    d.names.extend(reqs.names);
+    d.warnings.extend(reqs.warnings);
+    Ok(d)
+}
+
+/// Pipfile.lock's `default` packages (markers applied), or the Pipfile's when there is no lock.
+fn pipenv(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let locked = inputs.pipfile_lock.is_some();
+    let file = if locked {
+        pipfile::PIPFILE_LOCK
+    } else {
+        pipfile::PIPFILE
     };
-    choice.plan = Some(InstallPlan {
-        manager,
-        source,
-        installer,
-        installer_source,
-        inputs: inputs_used.into_iter().collect(),
-        dependencies: names.into_iter().collect(),
-        install_project,
+    let mut d = Declared::new(PackageManager::Pipenv { locked }, Source::file(file, None));
+    if let Some(lock) = inputs.pipfile_lock {
+        d.names.extend(lock.installed(inputs.env));
+        d.inputs.insert(pipfile::PIPFILE_LOCK.to_owned());
+        d.local = local_packages(inputs, file, &lock.packages, &d.names)?;
+    } else if let Some(pipfile) = inputs.pipfile {
+        d.names.extend(pipfile.packages.iter().cloned());
+        d.warnings.push("Pipfile has no Pipfile.lock: dependencies are resolved at build time; run `pipenv lock` for reproducible builds".to_owned());
+    }
+    if inputs.pipfile.is_some() {
+        d.inputs.insert(pipfile::PIPFILE.to_owned());
+    } else {
+        d.warnings.push(
+            "Pipfile.lock without a Pipfile: `--deploy` cannot check that the lock is current"
+                .to_owned(),
+        );
+    }
+    Ok(d)
+}
+
+/// The installed packages of a lock that come from a folder, as local packages (relative to the
+/// project); other non-index sources are left to the install, which refuses them by name.
+fn local_packages(
+    inputs: &Inputs<'_>,
+    file: &str,
+    packages: &[locks::LockedPackage],
+    installed: &BTreeSet<String>,
+) -> Result<Vec<model::LocalPackage>, PlanError> {
+    let mut out: Vec<model::LocalPackage> = Vec::new();
+    for pkg in packages.iter().filter(|p| installed.contains(&p.key)) {
+        if let locks::PackageSource::Directory { path, .. } = &pkg.source
+            && !out.iter().any(|l| l.name == pkg.key)
+        {
+            out.push(local::package(
+                file,
+                &pkg.key,
+                path,
+                inputs.project.root(),
+                "",
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// uv.lock: the closure of the project's package, from the project's lock or, for a workspace
+/// member, from the workspace root's.
+fn uv_lock(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let project_table = inputs.pyproject.and_then(|p| p.data.project.as_ref());
+    let name = project_table.and_then(|t| t.name.as_deref());
+    let ws = inputs.workspace;
+    let (lock_project, root_rel) = match ws {
+        Some(ws) => (&ws.root, ws.root_rel.as_str()),
+        None => (inputs.project, ""),
+    };
+    let lock_file = crate::workspace::join(root_rel, locks::UV_LOCK);
+    let text = lock_project.read(locks::UV_LOCK)?.unwrap_or_default();
+    let lock = uv::parse_uv_lock(&text, name, inputs.env)?;
+    let mut d = Declared::new(PackageManager::UvLock, Source::file(&lock_file, None));
+    d.names.extend(lock.packages);
+    d.install_project = lock.root_is_package;
+    d.inputs
+        .extend([lock_file.clone(), pyproject::FILE.to_owned()]);
+    if let Some(ws) = ws {
+        d.inputs
+            .insert(crate::workspace::join(root_rel, pyproject::FILE));
+        let member = name.and_then(deps::normalize).unwrap_or_default();
+        if !lock.members.contains(&member) {
+            return Err(PlanError::malformed(
+                &lock_file,
+                None,
+                format!(
+                    "the workspace member {:?} ({}) is not in the lock",
+                    name.unwrap_or_default(),
+                    ws.member_dir
+                ),
+                Some("run `uv lock` at the workspace root and commit uv.lock"),
+            ));
+        }
+        d.workspace = Some(model::Workspace {
+            root: ws.root_rel.clone(),
+            member,
+            member_dir: ws.member_dir.clone(),
+        });
+    }
+    for found in &lock.locals {
+        let package = local::package(
+            &lock_file,
+            &found.name,
+            &found.path,
+            lock_project.root(),
+            root_rel,
+        )?;
+        d.inputs
+            .insert(crate::workspace::join(&package.path, pyproject::FILE));
+        d.local.push(package);
+    }
+    d.inputs.retain(|i| {
+        let path = inputs.project.root().join(i);
+        path.is_file()
     });
-    Ok(choice)
+    Ok(d)
+}
+
+/// poetry.lock's main-group closure, or the declared main dependencies without a lock.
+fn poetry(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let pyproject = inputs.pyproject;
+    let roots = poetry_roots(pyproject, inputs.env);
+    let locked = inputs.project.is_file(locks::POETRY_LOCK);
+    let file = if locked {
+        locks::POETRY_LOCK
+    } else {
+        pyproject::FILE
+    };
+    let mut d = Declared::new(PackageManager::Poetry { locked }, Source::file(file, None));
+    if locked {
+        let text = inputs.project.read(locks::POETRY_LOCK)?.unwrap_or_default();
+        let lock = poetry::parse(&text)?;
+        d.names.extend(lock.installed(&roots, inputs.env));
+        d.inputs.insert(locks::POETRY_LOCK.to_owned());
+        d.local = local_packages(inputs, locks::POETRY_LOCK, &lock.packages, &d.names)?;
+    } else {
+        for root in &roots {
+            deps::collect(
+                &deps::Req {
+                    name: root.name.clone(),
+                    extras: root.extras.clone(),
+                    applies: true,
+                },
+                &mut d.names,
+            );
+        }
+        d.warnings.push("[tool.poetry] has no poetry.lock: dependencies are resolved at build time; run `poetry lock` for reproducible builds".to_owned());
+    }
+    if pyproject.is_some() {
+        d.inputs.insert(pyproject::FILE.to_owned());
+    }
+    let package_mode = pyproject
+        .and_then(Parsed::poetry)
+        .and_then(|p| p.package_mode)
+        .unwrap_or(true);
+    d.install_project = package_mode && pyproject.is_some_and(Parsed::is_package);
+    Ok(d)
+}
+
+/// `[project] dependencies` without a lock.
+fn pep621(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let pyproject = inputs.pyproject;
+    let list = pyproject
+        .and_then(|p| p.data.project.as_ref())
+        .and_then(|t| t.dependencies.as_ref());
+    let line = pyproject.zip(list).map(|(p, l)| p.line(&l.span()));
+    let mut d = Declared::new(PackageManager::Pep621, Source::file(pyproject::FILE, line));
+    if let (Some(parsed), Some(list)) = (pyproject, list) {
+        for item in list.get_ref() {
+            let req = deps::parse_requirement(item.get_ref(), inputs.env).map_err(|reason| {
+                PlanError::malformed(
+                    pyproject::FILE,
+                    Some(parsed.line(&item.span())),
+                    format!("[project] dependencies: {reason}"),
+                    Some("PEP 508 requirements, e.g. \"fastapi[standard]>=0.115\""),
+                )
+            })?;
+            deps::collect(&req, &mut d.names);
+        }
+    }
+    d.install_project = pyproject.is_some_and(Parsed::is_package);
+    d.inputs.insert(pyproject::FILE.to_owned());
+    Ok(d)
+}
+
+/// setup.py / setup.cfg: `pip install .`.
+fn setup_py(inputs: &Inputs<'_>) -> Result<Declared, PlanError> {
+    let project = inputs.project;
+    let file = if project.is_file("setup.py") {
+        "setup.py"
+    } else {
+        "setup.cfg"
+    };
+    let mut d = Declared::new(PackageManager::SetupPy, Source::file(file, None));
+    let found = setup::read(project, inputs.env)?;
+    d.names.extend(found.names);
+    d.inputs.extend(found.inputs);
+    if inputs.pyproject.is_some() {
+        d.inputs.insert(pyproject::FILE.to_owned());
+    }
+    d.install_project = true;
+    Ok(d)
 }
 
 /// Poetry's main group: `[tool.poetry.dependencies]` plus PEP 621 `[project] dependencies` (poetry 2).
@@ -275,7 +431,7 @@ fn poetry_roots(pyproject: Option<&Parsed>, env: Option<&MarkerEnvironment>) -> 
         .and_then(|p| p.dependencies.as_ref())
     {
         roots.extend(
-            locks::poetry_edges(table.get_ref())
+            poetry::edges(table.get_ref())
                 .into_iter()
                 .filter(|e| !e.optional),
         );

@@ -13,11 +13,13 @@ mod django;
 mod error;
 mod files;
 mod framework;
+mod frameworks;
 mod ignore;
 mod install;
-mod locks;
+mod local;
+pub mod locks;
 mod model;
-mod pipfile;
+mod pins;
 mod plan;
 mod procfile;
 mod project;
@@ -25,17 +27,33 @@ mod pyproject;
 mod render;
 mod requirements;
 mod setup;
+mod start;
 mod version;
+mod workspace;
 
 pub use config::KNOWN_KEYS as CONFIG_KEYS;
 pub use error::PlanError;
 pub use model::{
     AppTarget, BuildPlan, Collectstatic, DEFAULT_BASE_REPO, Decision, FileKind, Framework, Ignored,
-    InstallPlan, Installer, Overrides, PLAN_JSON_VERSION, PackageManager, Server, ShippedFile,
-    ShippedFiles, Source, Workload,
+    InstallPlan, Installer, LocalPackage, Overrides, PLAN_JSON_VERSION, PackageManager, Server,
+    ShippedFile, ShippedFiles, Source, Workload, Workspace,
 };
+pub use pins::{ExactPin, exact_pins};
 pub use plan::{DEFAULT_USER, WORKDIR, plan};
 pub use render::{describe_source, human_size, render_table};
+
+/// The Python versions pyslip builds (`X.Y`), newest first.
+pub fn supported_pythons() -> Vec<String> {
+    (version::OLDEST_MINOR..=version::NEWEST_MINOR)
+        .rev()
+        .map(|minor| format!("3.{minor}"))
+        .collect()
+}
+
+/// A distribution name PEP 503-normalised (`Flask_Cors` → `flask-cors`); `None` when invalid.
+pub fn normalize_name(name: &str) -> Option<String> {
+    deps::normalize(name)
+}
 
 /// Entry points of the individual parsers, for property tests and tools: each takes untrusted
 /// text and returns a value or a [`PlanError`], never panicking.
@@ -62,19 +80,19 @@ pub mod parsers {
     }
     /// Parses `Pipfile`.
     pub fn pipfile(text: &str) -> Result<(), PlanError> {
-        crate::pipfile::parse_pipfile(text).map(drop)
+        crate::locks::pipfile::parse_pipfile(text).map(drop)
     }
     /// Parses `Pipfile.lock`.
     pub fn pipfile_lock(text: &str) -> Result<(), PlanError> {
-        crate::pipfile::parse_lock(text, None).map(drop)
+        crate::locks::pipfile::parse_lock(text).map(drop)
     }
     /// Parses `poetry.lock`.
     pub fn poetry_lock(text: &str) -> Result<(), PlanError> {
-        crate::locks::parse_poetry_lock(text, &[], None).map(drop)
+        crate::locks::poetry::parse(text).map(drop)
     }
     /// Parses `uv.lock`.
     pub fn uv_lock(text: &str) -> Result<(), PlanError> {
-        crate::locks::parse_uv_lock(text, None, None).map(drop)
+        crate::locks::uv::parse_uv_lock(text, None, None).map(drop)
     }
     /// Parses a `Procfile`.
     pub fn procfile(text: &str) -> Result<(), PlanError> {

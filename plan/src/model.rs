@@ -34,6 +34,9 @@ pub struct Overrides {
     pub user: Option<String>,
     /// Output paths of this build (`--tar` file, `--oci-layout` dir), excluded when inside the project.
     pub exclude_outputs: Vec<PathBuf>,
+    /// A Python the build chose from package-index data (one of a previous plan's
+    /// `python_candidates`); it replaces the default or `requires-python` choice, never a pin.
+    pub python_refined: Option<Decision<String>>,
 }
 
 /// The repository `<X.Y>-slim` is taken from when `--base-repo` is empty.
@@ -102,6 +105,16 @@ pub enum Source {
     },
     /// pyslip's default.
     Default,
+    /// Decided from the package index's data about a pinned package (the build's wheel lookup).
+    Index {
+        /// The file that pins the package, relative to the project.
+        file: String,
+        /// 1-based line of the pin, where known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+        /// Why, e.g. `numpy==2.2.6 has no wheels for 3.14`.
+        detail: String,
+    },
 }
 
 impl Source {
@@ -166,6 +179,22 @@ pub enum Framework {
     Flask,
     /// Tornado.
     Tornado,
+    /// Starlette.
+    Starlette,
+    /// Litestar.
+    Litestar,
+    /// Quart.
+    Quart,
+    /// Sanic.
+    Sanic,
+    /// aiohttp's web server.
+    Aiohttp,
+    /// Falcon (WSGI `falcon.App` or ASGI `falcon.asgi.App`).
+    Falcon,
+    /// Bottle.
+    Bottle,
+    /// Streamlit.
+    Streamlit,
     /// A plain `main.py`/`app.py`/`application.py`.
     Generic,
     /// Nothing recognised; the start command came from the user.
@@ -194,6 +223,14 @@ pub enum Server {
     FlaskRun,
     /// `manage.py runserver` (development server).
     DjangoRunserver,
+    /// Sanic's own server (`sanic module:app`).
+    Sanic,
+    /// `streamlit run <file>`.
+    Streamlit,
+    /// aiohttp's own server (`web.run_app`).
+    Aiohttp,
+    /// `python -m bottle` (Bottle's development server).
+    BottleRun,
     /// `python <file>`.
     Python,
 }
@@ -205,8 +242,11 @@ pub struct AppTarget {
     pub file: String,
     /// Its module path, e.g. `app.main`.
     pub module: String,
-    /// The application variable, e.g. `app`.
+    /// The application variable, e.g. `app`; an app factory ends in `()` (`create_app()`).
     pub variable: String,
+    /// 1-based line of the assignment or factory definition, when found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// Directory to put on `sys.path` for the import (e.g. `src`), relative to the project.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_dir: Option<String>,
@@ -253,6 +293,45 @@ pub struct InstallPlan {
     pub dependencies: Vec<String>,
     /// Whether the project itself is installed as a package.
     pub install_project: bool,
+    /// The uv workspace the project is a member of, when it is installed from the workspace's lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
+    /// Path dependencies (workspace members, `{ path = "../lib" }`, `file:` entries) installed from
+    /// copies of their files, without their dependencies (those are in `dependencies`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local: Vec<LocalPackage>,
+}
+
+/// A uv workspace member installed from the workspace root's lock
+/// (`uv sync --locked --package <member> --no-dev` semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    /// The workspace root (it holds `uv.lock`), relative to the project: `..`, `../..`.
+    pub root: String,
+    /// The member's package name.
+    pub member: String,
+    /// The member's folder relative to the workspace root, `/`-separated: `apps/api`.
+    pub member_dir: String,
+}
+
+impl Workspace {
+    /// The folder the install must see: the workspace root.
+    pub fn root_dir(&self, project_dir: &std::path::Path) -> std::path::PathBuf {
+        project_dir.join(&self.root)
+    }
+}
+
+/// A path dependency, installed from a copy of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalPackage {
+    /// PEP 503-normalised name.
+    pub name: String,
+    /// Its folder (or wheel/sdist file), relative to the project, `/`-separated: `../libs/shared`.
+    /// Always inside the project or its workspace root.
+    pub path: String,
+    /// Its files, relative to `path`, chosen like the app layer's (its own `.dockerignore`,
+    /// `.git/`, `.venv/`, caches excluded); a single entry for a file.
+    pub files: ShippedFiles,
 }
 
 /// Django's `collectstatic` step at build time.
@@ -319,6 +398,10 @@ pub struct BuildPlan {
     pub plan_version: u32,
     /// `X.Y` or `X.Y.Z`; the base tag is `<that>-slim`.
     pub python: Decision<String>,
+    /// Pythons the build may choose instead, newest first (`python` among them), when the
+    /// project does not pin one: exactly pinned or locked packages without wheels for `python`
+    /// make the build pick the newest of these they all have wheels for. Empty when pinned.
+    pub python_candidates: Vec<String>,
     /// Full base image reference.
     pub base: Decision<String>,
     /// The dependency install; `None` means no dependency layer.

@@ -4,24 +4,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::command;
-use crate::config::{self, CmdValue, LoadedConfig};
+use crate::config::{self, LoadedConfig};
 use crate::decide::{build_env, choose_base, choose_collectstatic, choose_port, choose_workload};
-use crate::django::DjangoProject;
+use crate::deps;
 use crate::error::PlanError;
 use crate::files::{self, WalkOptions};
 use crate::framework::{self, Detected};
 use crate::ignore;
 use crate::install::{self, Inputs};
-use crate::model::{
-    BuildPlan, Decision, Framework, Ignored, Overrides, PLAN_JSON_VERSION, Source, Workload,
-};
-use crate::pipfile;
+use crate::locks::pipfile;
+use crate::model::{BuildPlan, Decision, Ignored, Overrides, PLAN_JSON_VERSION, Source};
 use crate::procfile::{self, Procfile};
 use crate::project::Project;
 use crate::pyproject::{self, Parsed};
+use crate::start::choose_cmd;
 use crate::version::{self, Pin, PinValue, PyVersion};
-use crate::{app, deps};
+use crate::workspace::{self, FoundWorkspace};
 
 /// The default runtime user (the build creates its HOME, `/home/app`).
 pub const DEFAULT_USER: &str = "1000:1000";
@@ -44,180 +42,92 @@ impl Notes {
     }
 }
 
+/// The project files every decision reads, parsed once.
+pub(crate) struct ProjectFiles {
+    pub(crate) project: Project,
+    pub(crate) pyproject: Option<Parsed>,
+    pub(crate) config: Option<LoadedConfig>,
+    pub(crate) procfile: Option<Procfile>,
+    pub(crate) pipfile: Option<pipfile::Pipfile>,
+    pub(crate) pipfile_lock: Option<pipfile::PipfileLock>,
+    pub(crate) workspace: Option<FoundWorkspace>,
+}
+
+impl ProjectFiles {
+    fn read(dir: &Path, notes: &mut Notes) -> Result<Self, PlanError> {
+        let project = Project::open(dir)?;
+        let pyproject = project
+            .read(pyproject::FILE)?
+            .map(|text| pyproject::parse(&text))
+            .transpose()?;
+        let config = load_config(&project, pyproject.as_ref(), notes)?;
+        let procfile = project
+            .read(procfile::FILE)?
+            .map(|text| procfile::parse(&text))
+            .transpose()?;
+        let pipfile = project
+            .read(pipfile::PIPFILE)?
+            .map(|text| pipfile::parse_pipfile(&text))
+            .transpose()?;
+        let pipfile_lock = project
+            .read(pipfile::PIPFILE_LOCK)?
+            .as_deref()
+            .map(pipfile::parse_lock)
+            .transpose()?;
+        let workspace = workspace::find(&project)?;
+        Ok(ProjectFiles {
+            workspace,
+            project,
+            pyproject,
+            config,
+            procfile,
+            pipfile,
+            pipfile_lock,
+        })
+    }
+}
+
 /// Decides the build of the project in `dir`, with command-line `overrides` winning.
 pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
-    let project = Project::open(dir)?;
     let mut notes = Notes::default();
+    let files = ProjectFiles::read(dir, &mut notes)?;
+    let config = files.config.as_ref();
 
-    let pyproject = project
-        .read(pyproject::FILE)?
-        .map(|text| pyproject::parse(&text))
-        .transpose()?;
-    let config = load_config(&project, pyproject.as_ref(), &mut notes)?;
-    let procfile = project
-        .read(procfile::FILE)?
-        .map(|text| procfile::parse(&text))
-        .transpose()?;
-    let pipfile = project
-        .read(pipfile::PIPFILE)?
-        .map(|text| pipfile::parse_pipfile(&text))
-        .transpose()?;
-    let pipfile_lock_text = project.read(pipfile::PIPFILE_LOCK)?;
-    let pipfile_lock = pipfile_lock_text
-        .as_deref()
-        .map(|text| pipfile::parse_lock(text, None))
-        .transpose()?;
-
-    // Python version and base image.
-    let mut pins: Vec<Pin> = Vec::new();
-    if let Some(text) = project.read(".python-version")? {
-        pins.extend(version::parse_python_version_file(
-            ".python-version",
-            &text,
-        )?);
-    }
-    if let Some(text) = project.read("runtime.txt")? {
-        pins.extend(version::parse_runtime_txt("runtime.txt", &text)?);
-    }
-    pins.extend(pipfile.as_ref().and_then(|p| p.python.clone()));
-    pins.extend(pipfile_lock.as_ref().and_then(|p| p.python.clone()));
-    if let Some(parsed) = &pyproject {
-        pins.extend(pyproject_pins(parsed)?);
-    }
-    let mut explicit = None;
-    if let Some(c) = config.as_ref().and_then(|c| {
-        c.config
-            .python
-            .as_ref()
-            .map(|p| (p.get_ref().clone(), c.source("python")))
-    }) {
-        explicit = Some(c);
-    }
-    if let Some(python) = &overrides.python {
-        if let Some((value, source)) = explicit.take() {
-            notes.ignore(
-                format!("python {value} ({})", version::describe(&source)),
-                "--python wins",
-            );
-        }
-        explicit = Some((python.clone(), Source::flag("--python")));
-    }
-    let chosen = version::choose(explicit, &pins)?;
-    notes.warnings.extend(chosen.warnings);
-    notes.ignored.extend(chosen.ignored);
-    let python = chosen.decision;
-    let base = choose_base(overrides, config.as_ref(), &python.value, &mut notes)?;
+    let (python, python_candidates) = choose_python(&files, overrides, &mut notes)?;
+    let base = choose_base(overrides, config, &python.value, &mut notes)?;
     let marker_env = PyVersion::parse(&python.value).and_then(|v| deps::marker_env(&v));
+    let install = choose_install(&files, overrides, marker_env.as_ref(), &mut notes)?;
 
-    // Dependencies.
-    let install_choice = install::choose(
-        &Inputs {
-            project: &project,
-            pyproject: pyproject.as_ref(),
-            pipfile: pipfile.as_ref(),
-            pipfile_lock: pipfile_lock_text.as_deref(),
-            env: marker_env.as_ref(),
-        },
-        overrides,
-        config.as_ref(),
-    )?;
-    notes.warnings.extend(install_choice.warnings);
-    notes.ignored.extend(install_choice.ignored);
-    let install = install_choice.plan;
-
-    // Workload, framework, command, port.
-    let workload = choose_workload(overrides, config.as_ref(), procfile.as_ref());
-    let deps_set = install
-        .as_ref()
-        .map(|i| i.dependencies.iter().cloned().collect())
-        .unwrap_or_default();
-    let deps_file = install
-        .as_ref()
-        .map_or(String::new(), |i| version::describe(&i.source));
-    let detected = framework::detect(&project, &deps_set, &deps_file);
-    let started = choose_cmd(
-        &project,
-        overrides,
-        config.as_ref(),
-        procfile.as_ref(),
-        workload.value,
-        detected,
-        &mut notes,
-    )?;
+    let workload = choose_workload(overrides, config, files.procfile.as_ref());
+    let detected = detect_framework(&files.project, install.as_ref());
+    let started = choose_cmd(&files, overrides, workload.value, detected, &mut notes)?;
     let port = choose_port(
         overrides,
-        config.as_ref(),
+        config,
         workload.value,
         started.default_port.as_ref(),
         &mut notes,
     )?;
-
-    // Env, user, collectstatic, release, labels.
-    let env = build_env(overrides, config.as_ref(), port.as_ref(), &mut notes)?;
-    let user = match (
-        &overrides.user,
-        config
-            .as_ref()
-            .and_then(|c| c.config.user.as_ref().map(|u| (u, c))),
-    ) {
-        (Some(user), _) => Decision::new(user.clone(), Source::flag("--user")),
-        (None, Some((user, c))) => Decision::new(user.get_ref().clone(), c.source("user")),
-        (None, None) => Decision::new(DEFAULT_USER.to_owned(), Source::Default),
-    };
+    let env = build_env(overrides, config, port.as_ref(), &mut notes)?;
+    let user = choose_user(overrides, config);
     let collectstatic = started
         .django
         .as_ref()
-        .map(|django| choose_collectstatic(django, config.as_ref(), &env));
-    let release = procfile
-        .as_ref()
-        .and_then(|p| p.get("release"))
-        .map(|entry| {
-            notes.warnings.push(format!(
-                "Procfile release: `{}` is not run by pyslip (run it at deploy time)",
-                entry.command
-            ));
-            Decision::new(entry.command.clone(), Source::Procfile { line: entry.line })
-        });
-    for entry in procfile.iter().flat_map(|p| p.entries.iter()) {
-        if !matches!(entry.name.as_str(), "web" | "worker" | "release") {
-            notes.ignore(
-                format!("Procfile {}: (line {})", entry.name, entry.line),
-                "only web: and worker: start the image",
-            );
-        }
-    }
+        .map(|django| choose_collectstatic(django, config, &env));
+    let release = procfile_release(files.procfile.as_ref(), &mut notes);
     let labels: BTreeMap<String, String> = config
-        .as_ref()
         .and_then(|c| c.config.labels.as_ref())
         .map(|l| l.get_ref().clone())
         .unwrap_or_default();
-    let (check, check_path) = choose_check(config.as_ref())?;
+    let (check, check_path) = choose_check(config)?;
 
-    // Files.
-    let dockerignore = match project.read(".dockerignore")? {
-        Some(text) => ignore::parse_dockerignore(".dockerignore", &text)?,
-        None => Vec::new(),
-    };
-    let config_exclude = match config
-        .as_ref()
-        .and_then(|c| c.config.exclude.as_ref().map(|e| (e, c)))
-    {
-        Some((exclude, c)) => files::config_patterns(&c.file, exclude.get_ref())?,
-        None => Vec::new(),
-    };
-    let walked = files::walk(
-        project.root(),
-        &WalkOptions {
-            dockerignore,
-            config_exclude,
-            outputs: &overrides.exclude_outputs,
-        },
-    )?;
+    let walked = walk_files(&files, overrides)?;
     notes.warnings.extend(walked.warnings);
 
     Ok(BuildPlan {
         plan_version: PLAN_JSON_VERSION,
         python,
+        python_candidates,
         base,
         install,
         framework: started.framework,
@@ -262,6 +172,153 @@ fn choose_check(config: Option<&LoadedConfig>) -> Result<CheckDecisions, PlanErr
         None => None,
     };
     Ok((check, path))
+}
+
+/// The Python version: `--python` > config > project pins > the build's choice from package
+/// wheels > default; and the versions the build may choose instead.
+fn choose_python(
+    files: &ProjectFiles,
+    overrides: &Overrides,
+    notes: &mut Notes,
+) -> Result<(Decision<String>, Vec<String>), PlanError> {
+    let project = &files.project;
+    let mut pins: Vec<Pin> = Vec::new();
+    // uv reads `.python-version` up to the workspace root.
+    let python_version_file = match (&files.workspace, project.read(".python-version")?) {
+        (_, Some(text)) => Some((".python-version".to_owned(), text)),
+        (Some(ws), None) => ws
+            .root
+            .read(".python-version")?
+            .map(|text| (workspace::join(&ws.root_rel, ".python-version"), text)),
+        (None, None) => None,
+    };
+    if let Some((file, text)) = python_version_file {
+        pins.extend(version::parse_python_version_file(&file, &text)?);
+    }
+    if let Some(text) = project.read("runtime.txt")? {
+        pins.extend(version::parse_runtime_txt("runtime.txt", &text)?);
+    }
+    pins.extend(files.pipfile.as_ref().and_then(|p| p.python.clone()));
+    pins.extend(files.pipfile_lock.as_ref().and_then(|p| p.python.clone()));
+    if let Some(parsed) = &files.pyproject {
+        pins.extend(pyproject_pins(parsed)?);
+    }
+    let mut explicit = files.config.as_ref().and_then(|c| {
+        c.config
+            .python
+            .as_ref()
+            .map(|p| (p.get_ref().clone(), c.source("python")))
+    });
+    if let Some(python) = &overrides.python {
+        if let Some((value, source)) = explicit.take() {
+            notes.ignore(
+                format!("python {value} ({})", version::describe(&source)),
+                "--python wins",
+            );
+        }
+        explicit = Some((python.clone(), Source::flag("--python")));
+    }
+    let chosen = version::choose(explicit, &pins)?;
+    notes.warnings.extend(chosen.warnings);
+    notes.ignored.extend(chosen.ignored);
+    let decision = match &overrides.python_refined {
+        Some(refined) if chosen.candidates.contains(&refined.value) => refined.clone(),
+        _ => chosen.decision,
+    };
+    Ok((decision, chosen.candidates))
+}
+
+/// The dependency install, with its notes.
+fn choose_install(
+    files: &ProjectFiles,
+    overrides: &Overrides,
+    env: Option<&pep508_rs::MarkerEnvironment>,
+    notes: &mut Notes,
+) -> Result<Option<crate::model::InstallPlan>, PlanError> {
+    let choice = install::choose(
+        &Inputs {
+            project: &files.project,
+            pyproject: files.pyproject.as_ref(),
+            pipfile: files.pipfile.as_ref(),
+            pipfile_lock: files.pipfile_lock.as_ref(),
+            env,
+            workspace: files.workspace.as_ref(),
+        },
+        overrides,
+        files.config.as_ref(),
+    )?;
+    notes.warnings.extend(choice.warnings);
+    notes.ignored.extend(choice.ignored);
+    Ok(choice.plan)
+}
+
+/// Framework detection over the names the install puts in the image.
+fn detect_framework(
+    project: &Project,
+    install: Option<&crate::model::InstallPlan>,
+) -> Result<Option<Detected>, PlanError> {
+    let deps_set = install
+        .map(|i| i.dependencies.iter().cloned().collect())
+        .unwrap_or_default();
+    let deps_file = install.map_or(String::new(), |i| version::describe(&i.source));
+    framework::detect(project, &deps_set, &deps_file)
+}
+
+/// The runtime user: `--user` > config > default.
+fn choose_user(overrides: &Overrides, config: Option<&LoadedConfig>) -> Decision<String> {
+    match (
+        &overrides.user,
+        config.and_then(|c| c.config.user.as_ref().map(|u| (u, c))),
+    ) {
+        (Some(user), _) => Decision::new(user.clone(), Source::flag("--user")),
+        (None, Some((user, c))) => Decision::new(user.get_ref().clone(), c.source("user")),
+        (None, None) => Decision::new(DEFAULT_USER.to_owned(), Source::Default),
+    }
+}
+
+/// The Procfile's `release:` line (reported, not run); other unknown process types are ignored.
+fn procfile_release(procfile: Option<&Procfile>, notes: &mut Notes) -> Option<Decision<String>> {
+    let release = procfile.and_then(|p| p.get("release")).map(|entry| {
+        notes.warnings.push(format!(
+            "Procfile release: `{}` is not run by pyslip (run it at deploy time)",
+            entry.command
+        ));
+        Decision::new(entry.command.clone(), Source::Procfile { line: entry.line })
+    });
+    for entry in procfile.iter().flat_map(|p| p.entries.iter()) {
+        if !matches!(entry.name.as_str(), "web" | "worker" | "release") {
+            notes.ignore(
+                format!("Procfile {}: (line {})", entry.name, entry.line),
+                "only web: and worker: start the image",
+            );
+        }
+    }
+    release
+}
+
+/// The app layer's files: `.dockerignore`, config `exclude` and the build's own outputs applied.
+fn walk_files(files: &ProjectFiles, overrides: &Overrides) -> Result<files::Walked, PlanError> {
+    let project = &files.project;
+    let dockerignore = match project.read(".dockerignore")? {
+        Some(text) => ignore::parse_dockerignore(".dockerignore", &text)?,
+        None => Vec::new(),
+    };
+    let config_exclude = match files
+        .config
+        .as_ref()
+        .and_then(|c| c.config.exclude.as_ref().map(|e| (e, c)))
+    {
+        Some((exclude, c)) => files::config_patterns(&c.file, exclude.get_ref())?,
+        None => Vec::new(),
+    };
+    files::walk(
+        project.root(),
+        &WalkOptions {
+            dockerignore,
+            config_exclude,
+            outputs: &overrides.exclude_outputs,
+        },
+    )
 }
 
 /// pyslip.toml wins over `[tool.pyslip]` (which is then reported as ignored).
@@ -340,199 +397,4 @@ fn pyproject_pins(parsed: &Parsed) -> Result<Vec<Pin>, PlanError> {
         });
     }
     Ok(pins)
-}
-
-/// The start command and what came with it.
-struct Started {
-    framework: Decision<Framework>,
-    app: Option<crate::model::AppTarget>,
-    server: Option<Decision<crate::model::Server>>,
-    cmd: Decision<Vec<String>>,
-    default_port: Option<Decision<u16>>,
-    django: Option<DjangoProject>,
-}
-
-fn choose_cmd(
-    project: &Project,
-    overrides: &Overrides,
-    config: Option<&LoadedConfig>,
-    procfile: Option<&Procfile>,
-    workload: Workload,
-    detected: Result<Option<Detected>, PlanError>,
-    notes: &mut Notes,
-) -> Result<Started, PlanError> {
-    let process = if workload == Workload::Web {
-        "web"
-    } else {
-        "worker"
-    };
-    let mut explicit: Option<Decision<Vec<String>>> = None;
-    let shell_note = |cmd: &str, from: &str, notes: &mut Notes| {
-        let (argv, exec) = command::shell(cmd);
-        if !exec {
-            notes.warnings.push(format!("the command from {from} chains several commands, so it runs without `exec` and the shell, not the server, receives signals"));
-        }
-        argv
-    };
-    if let Some(cmd) = &overrides.cmd {
-        explicit = Some(Decision::new(
-            shell_note(cmd, "--cmd", notes),
-            Source::flag("--cmd"),
-        ));
-    }
-    if let Some(c) = config
-        && let Some(value) = &c.config.cmd
-    {
-        let key = c.source("cmd");
-        if explicit.is_some() {
-            notes.ignore(format!("cmd ({})", version::describe(&key)), "--cmd wins");
-        } else {
-            let argv = match value.get_ref() {
-                CmdValue::Shell(s) => shell_note(s, &version::describe(&key), notes),
-                CmdValue::Exec(list) => {
-                    if list.is_empty() || list.iter().all(|s| s.trim().is_empty()) {
-                        return Err(c.invalid(value.span(), "cmd", "the command list is empty"));
-                    }
-                    list.clone()
-                }
-            };
-            explicit = Some(Decision::new(argv, key));
-        }
-    }
-    if let Some(entry) = procfile.and_then(|p| p.get(process)) {
-        if let Some(winner) = &explicit {
-            notes.ignore(
-                format!("Procfile {process}: (line {})", entry.line),
-                format!("{} wins", version::describe(&winner.source)),
-            );
-        } else {
-            explicit = Some(Decision::new(
-                shell_note(&entry.command, "the Procfile", notes),
-                Source::Procfile { line: entry.line },
-            ));
-        }
-    }
-    if let Some(p) = procfile {
-        let other = if workload == Workload::Web {
-            "worker"
-        } else {
-            "web"
-        };
-        if let Some(entry) = p.get(other) {
-            notes.ignore(
-                format!("Procfile {other}: (line {})", entry.line),
-                format!("the workload is {process}"),
-            );
-        }
-    }
-
-    let detected = detected?;
-    let framework = detected
-        .as_ref()
-        .map_or(Decision::new(Framework::None, Source::Default), |d| {
-            d.framework.clone()
-        });
-    let default_port = detected
-        .as_ref()
-        .filter(|d| d.framework.value != Framework::None)
-        .map(|d| {
-            let file = match &d.framework.source {
-                Source::Detected { file, .. } => file.clone(),
-                other => version::describe(other),
-            };
-            Decision::new(
-                d.port,
-                Source::detected(
-                    &file,
-                    format!("{:?} default port", d.framework.value).to_lowercase(),
-                ),
-            )
-        });
-    if let Some(d) = &detected {
-        notes.warnings.extend(d.warnings.iter().cloned());
-        notes.ignored.extend(d.ignored.iter().cloned());
-    }
-    let django = detected.as_ref().and_then(|d| d.django.clone());
-
-    if let Some(cmd) = explicit {
-        if let Some(detected_cmd) = detected
-            .as_ref()
-            .and_then(|d| d.cmd.as_ref())
-            .filter(|_| workload == Workload::Web)
-        {
-            notes.ignore(
-                format!("detected start command {}", detected_cmd.join(" ")),
-                format!("{} wins", version::describe(&cmd.source)),
-            );
-        }
-        return Ok(Started {
-            framework,
-            app: None,
-            server: None,
-            cmd,
-            default_port,
-            django,
-        });
-    }
-    if workload == Workload::Worker {
-        let files = ["worker.py", "main.py", "app.py", "application.py"];
-        let Some(file) = app::first_existing(project, &files) else {
-            return Err(PlanError::NothingDetected {
-                looked_for: vec![
-                    "a Procfile `worker:` line".to_owned(),
-                    format!("a worker file ({})", files.join(", ")),
-                ],
-            });
-        };
-        let cmd = Decision::new(
-            command::python_file(&file),
-            Source::detected(&file, "worker file"),
-        );
-        let framework = if framework.value == Framework::None {
-            Decision::new(Framework::Generic, Source::detected(&file, "worker file"))
-        } else {
-            framework
-        };
-        return Ok(Started {
-            framework,
-            app: None,
-            server: None,
-            cmd,
-            default_port: None,
-            django: None,
-        });
-    }
-    let Some(found) = detected else {
-        return Err(PlanError::NothingDetected {
-            looked_for: framework::looked_for(),
-        });
-    };
-    let Some(argv) = found.cmd else {
-        return Err(found.missing_server.unwrap_or(PlanError::NothingDetected {
-            looked_for: framework::looked_for(),
-        }));
-    };
-    let detail = match &found.server {
-        Some(server) => format!(
-            "{:?} app served by {:?}",
-            found.framework.value, server.value
-        )
-        .to_lowercase(),
-        None => "detected".to_owned(),
-    };
-    let file = found.app.as_ref().map_or_else(
-        || match &found.framework.source {
-            Source::Detected { file, .. } => file.clone(),
-            other => version::describe(other),
-        },
-        |a| a.file.clone(),
-    );
-    Ok(Started {
-        framework,
-        app: found.app,
-        server: found.server,
-        cmd: Decision::new(argv, Source::detected(&file, detail)),
-        default_port,
-        django,
-    })
 }

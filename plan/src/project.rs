@@ -70,6 +70,49 @@ impl Project {
         decode(rel, bytes).map(Some)
     }
 
+    /// The first `limit` bytes of `rel` as text (a multi-byte character cut at the end is
+    /// dropped); `None` when it is not a regular file.
+    pub(crate) fn read_head(&self, rel: &str, limit: u64) -> Result<Option<String>, PlanError> {
+        let path = self.root.join(rel);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let read_err = |source| PlanError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = fs_err::File::open(&path).map_err(read_err)?;
+        let mut bytes = Vec::new();
+        file.take(limit).read_to_end(&mut bytes).map_err(read_err)?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                let valid = err.utf8_error().valid_up_to();
+                let mut bytes = err.into_bytes();
+                bytes.truncate(valid);
+                String::from_utf8(bytes).unwrap_or_default()
+            }
+        };
+        Ok(Some(text.trim_start_matches('\u{feff}').to_owned()))
+    }
+
+    /// Sorted names of the top-level `.py` files, at most `limit` of them.
+    pub(crate) fn top_level_python(&self, limit: usize) -> Result<Vec<String>, PlanError> {
+        let entries = match fs_err::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".py"))
+            .collect();
+        names.sort();
+        names.truncate(limit);
+        Ok(names)
+    }
+
     /// Sorted names of the subdirectories of `rel` (not following symlinks, hidden ones skipped).
     pub(crate) fn subdirs(&self, rel: &str) -> Result<Vec<String>, PlanError> {
         let path = if rel.is_empty() {

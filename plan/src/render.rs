@@ -18,6 +18,12 @@ pub fn describe_source(source: &Source) -> String {
         Source::Detected { file, detail } => format!("{file}: {detail}"),
         Source::Derived { from } => format!("from {from}"),
         Source::Default => "default".to_owned(),
+        Source::Index {
+            file,
+            line: Some(line),
+            detail,
+        } => format!("{file}:{line}: {detail}"),
+        Source::Index { file, detail, .. } => format!("{file}: {detail}"),
     }
 }
 
@@ -62,7 +68,14 @@ pub fn render_table(plan: &BuildPlan) -> String {
     row(
         "python",
         plan.python.value.clone(),
-        describe_source(&plan.python.source),
+        if plan.python_candidates.len() > 1 {
+            format!(
+                "{}; the build may choose an older one if pinned packages have no wheels for it",
+                describe_source(&plan.python.source)
+            )
+        } else {
+            describe_source(&plan.python.source)
+        },
     );
     row(
         "base",
@@ -100,6 +113,21 @@ pub fn render_table(plan: &BuildPlan) -> String {
                 if install.install_project { "yes" } else { "no" }.to_owned(),
                 String::new(),
             );
+            if let Some(ws) = &install.workspace {
+                row(
+                    "workspace",
+                    format!("member {} ({}) of {}", ws.member, ws.member_dir, ws.root),
+                    format!("[{}]", crate::workspace::join(&ws.root, "pyproject.toml")),
+                );
+            }
+            if !install.local.is_empty() {
+                let local: Vec<String> = install
+                    .local
+                    .iter()
+                    .map(|l| format!("{} ({})", l.name, l.path))
+                    .collect();
+                row("path dependencies", local.join(", "), String::new());
+            }
         }
         None => row(
             "install",

@@ -23,6 +23,8 @@ pub struct Requirements {
     pub names: BTreeSet<String>,
     /// Things detection cannot see (local projects, unnamed URLs).
     pub warnings: Vec<String>,
+    /// Requirements pinned to one version (`name==1.2.3`): (name, version, file, line).
+    pub pins: Vec<(String, String, String, usize)>,
 }
 
 /// Options that take a value (`-x value`, `-xvalue`, `--opt=value`, `--opt value`).
@@ -225,6 +227,10 @@ fn requirement(
         Ok(req) => {
             if installs {
                 deps::collect(&req, &mut out.names);
+                if let (true, Some(version)) = (req.applies, deps::exact_version(spec)) {
+                    out.pins
+                        .push((req.name.clone(), version, rel.to_owned(), line_no));
+                }
             }
             Ok(())
         }
@@ -263,6 +269,15 @@ fn requirement(
             }
             if !spec.contains("://") {
                 let local = join_relative(rel, spec.split(';').next().unwrap_or(spec).trim());
+                if local.starts_with("../") || local == ".." || local.starts_with('/') {
+                    return Err(PlanError::PathDependency {
+                        file: format!("{rel}:{line_no}"),
+                        name: spec.to_owned(),
+                        path: local,
+                        reason: "outside the project directory, which is all the install sees"
+                            .to_owned(),
+                    });
+                }
                 if project.is_file(&local) {
                     out.inputs.insert(local);
                 } else if project.is_dir(&local) {

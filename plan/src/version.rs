@@ -290,6 +290,8 @@ pub struct VersionChoice {
     pub warnings: Vec<String>,
     /// Ignored pins.
     pub ignored: Vec<Ignored>,
+    /// Versions the build may choose instead (newest first), when nothing pins one.
+    pub candidates: Vec<String>,
 }
 
 /// Chooses the version: `explicit` (flag, then config) wins, then `pins` in priority order, then 3.14.
@@ -337,6 +339,7 @@ pub fn choose(
             decision: Decision::new(version.to_string(), source),
             warnings,
             ignored,
+            candidates: Vec::new(),
         });
     }
     let Some((first, rest)) = pins.split_first() else {
@@ -344,6 +347,7 @@ pub fn choose(
             decision: Decision::new(format!("3.{NEWEST_MINOR}"), Source::Default),
             warnings,
             ignored,
+            candidates: candidates(&[]),
         });
     };
     let version = match &first.value {
@@ -375,11 +379,36 @@ pub fn choose(
         }
         (_, source) => source.clone(),
     };
+    // A specifier whose newest match is the default did not decide the version (no upper
+    // bound): the build may still pick an older allowed minor.
+    let candidates = match &first.value {
+        PinValue::Specifier { any_of, .. }
+            if version.minor == NEWEST_MINOR && version.patch.is_none() =>
+        {
+            candidates(any_of)
+        }
+        _ => Vec::new(),
+    };
     Ok(VersionChoice {
         decision: Decision::new(version.to_string(), source),
         warnings,
         ignored,
+        candidates,
     })
+}
+
+/// Supported minors (newest first) that `any_of` allows (all of them for no specifier).
+fn candidates(any_of: &[VersionSpecifiers]) -> Vec<String> {
+    (OLDEST_MINOR..=NEWEST_MINOR)
+        .rev()
+        .map(|minor| PyVersion {
+            major: 3,
+            minor,
+            patch: None,
+        })
+        .filter(|v| any_of.is_empty() || satisfies(any_of, &v.to_pep440(99)))
+        .map(|v| v.to_string())
+        .collect()
 }
 
 /// A short description of a source for messages: `--python`, `.python-version:1`, ….
@@ -396,6 +425,12 @@ pub fn describe(source: &Source) -> String {
         Source::Detected { file, .. } => file.clone(),
         Source::Derived { from } => format!("derived from {from}"),
         Source::Default => "default".to_owned(),
+        Source::Index {
+            file,
+            line: Some(line),
+            ..
+        } => format!("{file}:{line}"),
+        Source::Index { file, .. } => file.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod blob;
 pub mod client;
 pub mod error;
+mod fetch;
 pub mod manifest;
 pub mod platform;
 pub mod pull;

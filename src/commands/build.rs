@@ -9,7 +9,8 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
 use crate::commands::{
-    UserError, app_layer, check, deps, layer_inputs, outputs, plan_overrides, report, sbom,
+    UserError, app_layer, check, deps, layer_inputs, outputs, plan_overrides, python_choice,
+    report, sbom,
 };
 use crate::image::{self, BlobRef, LayerOrigin, NewLayer};
 
@@ -131,6 +132,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // A Python the pins can install (the plan may be refined from package-index data).
+        let (refined, notes) =
+            python_choice::refine(&client, &cache, &dir, &overrides, plan, &platform).await?;
+        notes.iter().for_each(|note| printer.warn(note));
+        refined.changed.iter().for_each(|line| printer.note(line));
+        let plan = refined.plan;
         let base_ref = Reference::parse(&plan.base.value)
             .with_context(|| format!("base image {}", plan.base.value))?;
         printer.step(&format!("resolving {base_ref}"));
@@ -163,7 +170,15 @@ pub fn run(args: BuildArgs) -> Result<()> {
             };
             printer.step("making the dependency layer");
             let installed =
-                deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await?;
+                match deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await {
+                    Ok(installed) => installed,
+                    Err(err) => {
+                        return Err(python_choice::explain_failure(
+                            &client, &dir, &plan, &platform, err,
+                        )
+                        .await);
+                    }
+                };
             let mut below = vec![&installed.deps];
             for (layer, origin) in [
                 (Some(&installed.deps), LayerOrigin::Deps),

@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
+pub mod python_choice;
 pub mod report;
 pub mod sbom;
 
@@ -105,8 +106,21 @@ fn hint(err: &anyhow::Error) -> Option<String> {
     })
 }
 
-/// Print an error as one line (its chain joined by `: `) followed by its hint, if any.
+/// Print an error as one line (its chain joined by `: `) followed by its hint, if any. A failed
+/// install first shows the installer's last lines, indented, and where its whole log is.
 pub fn report(err: &anyhow::Error) {
+    if let Some((tail, path)) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<pyslip_install::InstallError>())
+        .and_then(pyslip_install::InstallError::log)
+    {
+        for line in tail.lines() {
+            eprintln!("    {line}");
+        }
+        if let Some(path) = path {
+            eprintln!("    (the whole install log: {})", path.display());
+        }
+    }
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();
@@ -151,5 +165,6 @@ pub fn plan_overrides(flags: &PlanFlags, outputs: Vec<PathBuf>) -> Result<pyslip
         }),
         user: flags.user.clone(),
         exclude_outputs: outputs,
+        python_refined: None,
     })
 }

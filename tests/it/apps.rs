@@ -15,8 +15,18 @@ use crate::support::{Container, Work, base_repo, env, free_port, host, unique_re
 /// reused): the digest must not change, and the image (run as the default unprivileged user)
 /// must work although the first build's files were created 0600.
 fn build_and_start(work: &Work, app: &str, extra: &[&str]) -> (Value, String, Container, u16) {
-    let dir = work.app(app);
-    let image = format!("{}/{}:1", env().registry, unique_repo(app));
+    build_and_start_dir(work, &work.app(app), app, extra)
+}
+
+/// [`build_and_start`] for the project in `dir` (`name` names it in messages and repositories).
+fn build_and_start_dir(
+    work: &Work,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Value, String, Container, u16) {
+    let app = name.replace('/', "-");
+    let image = format!("{}/{}:1", env().registry, unique_repo(&app));
     let repo = base_repo();
     let dir_arg = dir.to_str().expect("utf-8 path");
     let mut args = vec!["build", dir_arg, "--base-repo", &repo];
@@ -29,14 +39,14 @@ fn build_and_start(work: &Work, app: &str, extra: &[&str]) -> (Value, String, Co
         .iter()
         .any(|l| l["origin"] == "deps");
     if has_deps {
-        let again = format!("{}/{}:1", env().registry, unique_repo(app));
+        let again = format!("{}/{}:1", env().registry, unique_repo(&app));
         let mut args = vec!["build", dir_arg, "--base-repo", &repo];
         args.extend_from_slice(&["-t", again.as_str(), "--push", "--json", "--no-cache"]);
         args.extend_from_slice(extra);
         let rebuilt = work.pyslip_umask("022", &args).ok().json();
         assert_eq!(
             rebuilt["digest"], report["digest"],
-            "{app}: umask 077 and 022 give different images"
+            "{name}: umask 077 and 022 give different images"
         );
     }
     host("podman", &["pull", "-q", &image]);
@@ -257,6 +267,62 @@ fn generic_app_runs() {
 /// The worker runs (it logs its heartbeat), and its image config declares no port: no
 /// `ExposedPorts` and no `PORT` in the environment (a web app's has both).
 #[test]
+fn bottle_app_runs_under_gunicorn() {
+    check_app("bottle");
+}
+
+#[test]
+fn starlette_app_runs() {
+    check_app("starlette");
+}
+
+#[test]
+fn litestar_app_runs() {
+    check_app("litestar");
+}
+
+#[test]
+fn quart_app_runs_under_hypercorn() {
+    check_app("quart");
+}
+
+#[test]
+fn sanic_app_runs_under_its_own_server() {
+    check_app("sanic");
+}
+
+#[test]
+fn aiohttp_app_in_a_package_runs() {
+    check_app("aiohttp");
+}
+
+#[test]
+fn falcon_app_runs_under_waitress() {
+    check_app("falcon");
+}
+
+#[test]
+fn streamlit_app_runs_headless() {
+    check_app("streamlit");
+}
+
+#[test]
+fn flask_factory_in_a_package_runs() {
+    check_app("flask-factory");
+}
+
+#[test]
+fn fastapi_app_in_a_src_package_init_runs() {
+    let container = check_app("fastapi-src-init");
+    assert_locked(
+        &container,
+        &toml_lock("fastapi-src-init", "uv.lock"),
+        &["fastapi", "uvicorn", "srcapp"],
+        &[],
+    );
+}
+
+#[test]
 fn worker_app_runs_without_a_port() {
     let (container, image) = check_app_image("worker", &[]);
     drop(container);
@@ -299,4 +365,137 @@ fn flask_requirements_app_runs_when_installed_with_pip() {
         "import importlib.metadata as m; print(m.distribution('flask').read_text('INSTALLER'))",
     ]);
     assert_eq!(installer.trim(), "pip", "flask was not installed by pip");
+}
+
+/// A uv workspace with two app members and a shared library member: each app builds from the
+/// root's lock (`uv sync --locked --package <member>` semantics), gets the shared library and
+/// its dependencies installed, and ships its own folder and nothing else of the repository.
+#[test]
+fn uv_workspace_members_build_from_the_root_lock() {
+    let work = Work::with_shared_cache();
+    let root = work.app("uv-workspace");
+    let locked = toml_lock("uv-workspace", "uv.lock");
+    for (member, name, other) in [("apps/api", "api", "web"), ("apps/web", "web", "api")] {
+        let app = format!("uv-workspace/{member}");
+        let (report, _image, container, port) =
+            build_and_start_dir(&work, &root.join(member), &app, &[]);
+        let origins: Vec<&str> = report["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .filter_map(|l| l["origin"].as_str())
+            .collect();
+        assert!(
+            origins.contains(&"deps") && origins.contains(&"project"),
+            "{report}"
+        );
+        let expect = expectation(&app);
+        let (status, body) = container.get(port, expect["path"].as_str().expect("path"));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(expect["body_contains"].as_str().expect("needle")),
+            "{app}: {body}"
+        );
+        assert_locked(
+            &container,
+            &locked,
+            &[name, "shared", "markupsafe"],
+            &[other],
+        );
+        let shipped = container.exec(&["sh", "-c", "cd /app && find . -type f | sort"]);
+        let shipped: Vec<&str> = shipped.lines().collect();
+        assert_eq!(
+            shipped,
+            vec![
+                "./expect.json",
+                "./plan.json",
+                "./pyproject.toml",
+                &format!("./src/{name}/__init__.py")
+            ],
+            "{app} ships its own folder and nothing else of the repository"
+        );
+    }
+}
+
+/// No Python pin, and numpy 2.2.6 has wheels up to CPython 3.13 only: the build asks the index,
+/// chooses 3.13, says why, and the image runs numpy on 3.13.
+#[test]
+fn unpinned_python_follows_the_wheels_of_the_pins() {
+    let work = Work::with_shared_cache();
+    let dir = work.app("numpy-pinned");
+    let image = format!("{}/{}:1", env().registry, unique_repo("numpy-pinned"));
+    let run = work.build(&dir, &["-t", &image, "--push"]).ok();
+    assert!(
+        run.stderr
+            .contains("python  3.13 [requirements.txt:3: numpy==2.2.6 has no wheels for 3.14]"),
+        "{}",
+        run.stderr
+    );
+    host("podman", &["pull", "-q", &image]);
+    let port = free_port();
+    let container = Container::podman(&image, port);
+    let (status, body) = container.get(port, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"numpy\":\"2.2.6\""), "{body}");
+    assert!(body.contains("\"python\":\"3.13."), "{body}");
+    // The plan alone stays pure; `plan --online` shows the build's choice.
+    let online = work.pyslip(&["plan", dir.to_str().expect("utf-8"), "--online", "--json"]);
+    let plan: Value = serde_json::from_str(&online.ok().stdout).expect("plan json");
+    assert_eq!(plan["python"]["value"], "3.13", "{plan}");
+    assert_eq!(plan["python"]["source"]["kind"], "index", "{plan}");
+}
+
+/// A pin without a wheel for the chosen Python and no compiler in the slim base: the log's tail
+/// (indented), the whole log's path, one error line naming the package, and a hint naming the
+/// newest Python with wheels and both fixes.
+#[test]
+fn a_pin_without_wheels_for_the_python_gets_a_hint_naming_one_that_has_them() {
+    let work = Work::with_shared_cache();
+    let dir = work.path().join("numpy-old");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("requirements.txt"), "numpy==1.26.4\n").expect("write");
+    std::fs::write(dir.join("main.py"), "import numpy\n").expect("write");
+    work.give_to_user(&dir);
+    let image = format!("{}/{}:1", env().registry, unique_repo("numpy-old"));
+    let run = work
+        .build(&dir, &["--python", "3.13", "-t", &image, "--push"])
+        .failed();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let error = lines
+        .iter()
+        .position(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{}", run.stderr));
+    assert!(
+        lines[error].contains("installing numpy==1.26.4 failed"),
+        "{}",
+        run.stderr
+    );
+    let hint = lines.get(error + 1).copied().unwrap_or_default();
+    assert!(
+        hint.starts_with("hint: numpy 1.26.4 has no wheel for Python 3.13"),
+        "{}",
+        run.stderr
+    );
+    assert!(hint.contains("--python 3.12"), "{hint}");
+    assert!(hint.contains("pin a newer release of numpy"), "{hint}");
+    let log_line = lines[..error]
+        .iter()
+        .find(|l| l.contains("the whole install log: "))
+        .unwrap_or_else(|| panic!("no log path:\n{}", run.stderr));
+    let path = log_line
+        .split("the whole install log: ")
+        .nth(1)
+        .expect("path")
+        .trim_end_matches(')');
+    let log = std::fs::read_to_string(path).expect("the log file");
+    assert!(log.contains("numpy"), "{log}");
+    let shown: Vec<&&str> = lines[..error]
+        .iter()
+        .filter(|l| l.starts_with("    "))
+        .collect();
+    assert!(
+        shown.len() > 3 && shown.len() <= 41,
+        "the log's tail, indented: {}",
+        run.stderr
+    );
 }

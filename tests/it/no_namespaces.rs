@@ -143,8 +143,22 @@ fn build_in_container(shape: &[&str]) {
         ));
         images.insert(app, image);
     }
+    // The job image is a multi-platform index: always this host's platform, freshly resolved
+    // (a test that ran the arm64 image may have left it under the same tag).
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
     let out = Command::new("podman")
-        .args(["run", "--rm", "--network", "host"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--pull=always",
+            "--tls-verify=false",
+        ])
+        .args(["--platform", &format!("linux/{arch}")])
         .args(shape)
         .args(["-e", "HOME=/tmp/home", "-e", "XDG_CACHE_HOME=/tmp/cache"])
         .args(["-e", "SSL_CERT_FILE=/etc/pyslip-ca.pem"])

@@ -2,8 +2,11 @@
 
 use sha2::{Digest as _, Sha256};
 
+use pyslip_plan::InstallPlan;
+use pyslip_plan::locks::PackageSource;
+
 use super::pyjson::table_to;
-use super::{check_token, invalid, parse_toml, pinned_line};
+use super::{check_token, invalid, locked_lines, parse_toml};
 use crate::error::InstallError;
 
 const PIPFILE: &str = "Pipfile";
@@ -83,15 +86,41 @@ pub fn pipfile_hash(pipfile: &str) -> Result<Vec<String>, InstallError> {
     Ok(hashes)
 }
 
+/// `--index-url` / `--extra-index-url` lines for a Pipfile's or lock's sources; none when they
+/// are only PyPI (left to the environment: PIP_INDEX_URL / UV_INDEX_URL).
+fn index_lines(file: &str, urls: &[String]) -> Result<Vec<String>, InstallError> {
+    if urls
+        .iter()
+        .all(|u| u.starts_with("https://pypi.org/simple"))
+    {
+        return Ok(Vec::new());
+    }
+    let mut lines = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        check_token(file, "source url", url)?;
+        let opt = if i == 0 {
+            "--index-url"
+        } else {
+            "--extra-index-url"
+        };
+        lines.push(format!("{opt} {url}"));
+    }
+    Ok(lines)
+}
+
 /// Checks that Pipfile.lock was made from this Pipfile (what `--deploy` enforces) and returns
-/// the requirements file installing exactly its `default` packages at their locked versions,
+/// the requirements file installing exactly the `default` packages the plan installs (those
+/// whose markers hold, decided by the plan from the same parsed lock) at their locked versions,
 /// with their hashes (to be installed with `--require-hashes --no-deps`).
-pub(crate) fn pipfile_lock_requirements(pipfile: &str, lock: &str) -> Result<String, InstallError> {
-    let lock: serde_json::Value =
-        serde_json::from_str(lock).map_err(|e| invalid(LOCK, format!("line {}: {e}", e.line())))?;
+pub(crate) fn pipfile_lock_requirements(
+    pipfile: &str,
+    lock: &str,
+    install: &InstallPlan,
+) -> Result<String, InstallError> {
+    let lock = pyslip_plan::locks::pipfile::parse_lock(lock)?;
     let locked_hash = lock
-        .pointer("/_meta/hash/sha256")
-        .and_then(|v| v.as_str())
+        .pipfile_hash
+        .as_deref()
         .ok_or_else(|| invalid(LOCK, "missing _meta.hash.sha256"))?;
     if !pipfile_hash(pipfile)?.iter().any(|h| h == locked_hash) {
         return Err(InstallError::StaleLock {
@@ -100,158 +129,36 @@ pub(crate) fn pipfile_lock_requirements(pipfile: &str, lock: &str) -> Result<Str
             refresh: "pipenv lock",
         });
     }
-    let mut lines = Vec::new();
-    if let Some(sources) = lock.pointer("/_meta/sources").and_then(|v| v.as_array()) {
-        let urls: Vec<&str> = sources
-            .iter()
-            .filter_map(|s| s.get("url").and_then(|u| u.as_str()))
-            .collect();
-        // The default PyPI source is left to the environment (PIP_INDEX_URL / UV_INDEX_URL).
-        if urls
-            .iter()
-            .any(|u| !u.starts_with("https://pypi.org/simple"))
-        {
-            for (i, url) in urls.iter().enumerate() {
-                check_token(LOCK, "source url", url)?;
-                let opt = if i == 0 {
-                    "--index-url"
-                } else {
-                    "--extra-index-url"
-                };
-                lines.push(format!("{opt} {url}"));
-            }
-        }
-    }
-    let default = lock
-        .get("default")
-        .and_then(|v| v.as_object())
-        .ok_or_else(|| invalid(LOCK, "missing the \"default\" section"))?;
-    let mut names: Vec<&String> = default.keys().collect();
-    names.sort();
-    for name in names {
-        let Some(entry) = default.get(name).and_then(|v| v.as_object()) else {
-            return Err(invalid(LOCK, format!("package {name:?} is not a table")));
-        };
-        for unsupported in ["git", "path", "file", "editable", "hg", "svn", "bzr"] {
-            if entry.contains_key(unsupported) {
-                return Err(invalid(
-                    LOCK,
-                    format!(
-                        "package {name:?} is a {unsupported} dependency, which pyslip cannot install from a lock yet"
-                    ),
-                ));
-            }
-        }
-        check_token(LOCK, "package name", name)?;
-        let version = entry
-            .get("version")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.strip_prefix("=="))
-            .ok_or_else(|| invalid(LOCK, format!("package {name:?} has no \"==\" version")))?;
-        check_token(LOCK, "version", version)?;
-        let strings = |key: &str| -> Vec<String> {
-            entry
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let extras = strings("extras");
-        let hashes = strings("hashes");
-        if hashes.is_empty() {
-            return Err(invalid(LOCK, format!("package {name:?} has no hashes")));
-        }
-        for h in extras.iter().chain(&hashes) {
-            check_token(LOCK, "value", h)?;
-        }
-        let markers = entry.get("markers").and_then(|v| v.as_str());
-        if let Some(m) = markers {
-            check_token(LOCK, "markers", m)?;
-        }
-        lines.push(pinned_line(name, &extras, version, markers, &hashes));
-    }
+    let mut lines = index_lines(LOCK, &lock.sources)?;
+    let mut extra = Vec::new();
+    lines.extend(locked_lines(LOCK, &lock.packages, install, &mut extra)?);
     Ok(lines.join("\n") + "\n")
 }
 
 /// A Pipfile without a lock: its `[packages]` as plain requirements, resolved normally.
 pub(crate) fn pipfile_requirements(pipfile: &str) -> Result<String, InstallError> {
-    let table = parse_toml(PIPFILE, pipfile)?;
-    let mut lines = Vec::new();
-    if let Some(toml::Value::Array(sources)) = table.get("source") {
-        let urls: Vec<&str> = sources
-            .iter()
-            .filter_map(|s| s.get("url").and_then(|u| u.as_str()))
-            .collect();
-        if urls
-            .iter()
-            .any(|u| !u.starts_with("https://pypi.org/simple"))
-        {
-            for (i, url) in urls.iter().enumerate() {
-                check_token(PIPFILE, "source url", url)?;
-                let opt = if i == 0 {
-                    "--index-url"
-                } else {
-                    "--extra-index-url"
-                };
-                lines.push(format!("{opt} {url}"));
-            }
-        }
-    }
-    let Some(packages) = table.get("packages").and_then(|p| p.as_table()) else {
-        return Ok(lines.join("\n") + "\n");
-    };
-    for (name, spec) in packages {
+    let parsed = pyslip_plan::locks::pipfile::parse_pipfile(pipfile)?;
+    let mut lines = index_lines(PIPFILE, &parsed.sources)?;
+    for req in &parsed.requirements {
+        let name = &req.name;
         check_token(PIPFILE, "package name", name)?;
-        let (version, extras, markers) = match spec {
-            toml::Value::String(v) => (v.clone(), Vec::new(), None),
-            toml::Value::Table(t) => {
-                if let Some(kind) = ["git", "path", "file", "editable"]
-                    .iter()
-                    .find(|k| t.contains_key(**k))
-                {
-                    return Err(invalid(
-                        PIPFILE,
-                        format!(
-                            "package {name:?} is a {kind} dependency, which pyslip cannot install yet"
-                        ),
-                    ));
-                }
-                let version = t
-                    .get("version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("*")
-                    .to_owned();
-                let extras = t
-                    .get("extras")
-                    .and_then(|e| e.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let markers = t.get("markers").and_then(|m| m.as_str()).map(str::to_owned);
-                (version, extras, markers)
-            }
-            _ => {
-                return Err(invalid(
-                    PIPFILE,
-                    format!("package {name:?}: expected a version string or a table"),
-                ));
-            }
-        };
+        if req.source != PackageSource::Registry(None) {
+            return Err(invalid(
+                PIPFILE,
+                format!(
+                    "package {name:?} is a {} dependency, which pyslip cannot install yet",
+                    req.source.kind()
+                ),
+            ));
+        }
         let mut line = name.clone();
-        if !extras.is_empty() {
-            line.push_str(&format!("[{}]", extras.join(",")));
+        if !req.extras.is_empty() {
+            line.push_str(&format!("[{}]", req.extras.join(",")));
         }
-        if version.trim() != "*" {
-            line.push_str(version.trim());
+        if req.version.trim() != "*" {
+            line.push_str(req.version.trim());
         }
-        if let Some(m) = &markers {
+        if let Some(m) = &req.markers {
             line.push_str(" ; ");
             line.push_str(m);
         }
@@ -273,6 +180,15 @@ mod tests {
         .unwrap()
     }
 
+    fn fixture_install() -> InstallPlan {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/apps/flask-pipenv");
+        pyslip_plan::plan(&dir, &pyslip_plan::Overrides::default())
+            .unwrap()
+            .install
+            .unwrap()
+    }
+
     #[test]
     fn fixture_lock_hash_matches_pipfile() {
         // Computed by pipenv's vendored plette for this Pipfile (see the report); the lock agrees.
@@ -281,7 +197,9 @@ mod tests {
             hashes[0],
             "b895050392250c006abc3fa7f178e78f447293e9647b136ba7f7391320149a0d"
         );
-        let reqs = pipfile_lock_requirements(&app("Pipfile"), &app("Pipfile.lock")).unwrap();
+        let reqs =
+            pipfile_lock_requirements(&app("Pipfile"), &app("Pipfile.lock"), &fixture_install())
+                .unwrap();
         assert!(
             reqs.contains("flask==3.1.3 ; python_version >= '3.9' --hash=sha256:"),
             "{reqs}"
@@ -299,7 +217,8 @@ mod tests {
     #[test]
     fn stale_lock_is_refused_with_the_refresh_command() {
         let pipfile = app("Pipfile").replace("waitress = \"==3.0.2\"", "waitress = \"==3.0.1\"");
-        let err = pipfile_lock_requirements(&pipfile, &app("Pipfile.lock")).unwrap_err();
+        let err = pipfile_lock_requirements(&pipfile, &app("Pipfile.lock"), &fixture_install())
+            .unwrap_err();
         assert!(matches!(err, InstallError::StaleLock { .. }), "{err}");
         assert!(err.hint().unwrap().contains("pipenv lock"));
     }

@@ -99,7 +99,7 @@ impl Transport {
             .any(|r| r == host_port || api_host(r) == host_port)
     }
 
-    fn client_for(&self, url: &Url) -> &reqwest::Client {
+    pub(crate) fn client_for(&self, url: &Url) -> &reqwest::Client {
         let host = host_port(url);
         if self.is_insecure(&host) {
             &self.insecure

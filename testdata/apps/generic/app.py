@@ -1,21 +1,21 @@
-"""A Bottle app, which pyslip does not know as a framework: it runs as `python app.py`."""
+"""A plain program with a dependency but no web framework: it runs as `python app.py`."""
 
+import json
 import os
 
-from bottle import Bottle, run
-
-app = Bottle()
-
-
-@app.get("/")
-def index():
-    return {"app": "generic"}
+from markupsafe import escape
+from wsgiref.simple_server import make_server
 
 
-@app.get("/healthz")
-def healthz():
-    return "ok\n"
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/healthz":
+        body, status = b"ok\n", "200 OK"
+    else:
+        body, status = json.dumps({"app": "generic", "path": str(escape(path))}).encode(), "200 OK"
+    start_response(status, [("Content-Length", str(len(body)))])
+    return [body]
 
 
 if __name__ == "__main__":
-    run(app, host="0.0.0.0", port=int(os.environ.get("PORT", "8000")), quiet=True)
+    make_server("0.0.0.0", int(os.environ.get("PORT", "8000")), application).serve_forever()

@@ -1,0 +1,1 @@
+"""An aiohttp service in a flat-layout package."""
