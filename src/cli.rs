@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image and push it, or write it as an OCI layout or a tarball.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Show what a build would do, and which file decided each value.
     Plan(PlanArgs),
     /// Show what each layer of an image (in a registry or an OCI layout) holds, and why.
@@ -147,6 +147,22 @@ pub struct BuildArgs {
     /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
     #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
     pub sandbox: SandboxMode,
+    /// Boot check: start the image in the rootless sandbox (private network) before writing any
+    /// output; fail when it cannot serve on $PORT (config `check = true`).
+    #[arg(long)]
+    pub check: bool,
+    /// Path the boot check requests from a web app (default `/`; config `check-path`).
+    #[arg(long, value_name = "PATH")]
+    pub check_path: Option<String>,
+    /// Seconds a web app gets to listen and answer in the boot check (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub check_timeout: Option<u64>,
+    /// Fail the boot check on an HTTP 5xx answer instead of warning.
+    #[arg(long)]
+    pub check_strict: bool,
+    /// Skip the boot check even when the config asks for it.
+    #[arg(long, conflicts_with_all = ["check", "check_path", "check_timeout", "check_strict"])]
+    pub no_check: bool,
 }
 
 /// `pyslip inspect`.

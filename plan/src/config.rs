@@ -21,6 +21,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "exclude",
     "collectstatic",
     "labels",
+    "check",
+    "check-path",
 ];
 
 /// A start command: a string runs through `/bin/sh -c 'exec …'`, a list is exec form.
@@ -59,6 +61,11 @@ pub struct Config {
     pub collectstatic: Option<Spanned<bool>>,
     /// Image labels.
     pub labels: Option<Spanned<BTreeMap<String, String>>>,
+    /// Run the boot check on every build (`pyslip build --check`).
+    pub check: Option<Spanned<bool>>,
+    /// The path the boot check requests (`--check-path`).
+    #[serde(rename = "check-path")]
+    pub check_path: Option<Spanned<String>>,
 }
 
 /// A configuration and where it lives.
@@ -183,5 +190,17 @@ mod tests {
         assert!(parse_pyslip_toml("port = 70000").is_err());
         assert!(parse_pyslip_toml("workload = \"cron\"").is_err());
         assert!(parse_pyslip_toml("installer = \"uv\"\nworkload = \"worker\"").is_ok());
+    }
+
+    #[test]
+    fn boot_check_keys() {
+        let config = parse_pyslip_toml("check = true\ncheck-path = \"/healthz\"").expect("keys");
+        assert_eq!(config.config.check.map(|c| c.into_inner()), Some(true));
+        assert_eq!(
+            config.config.check_path.map(|c| c.into_inner()).as_deref(),
+            Some("/healthz")
+        );
+        assert!(parse_pyslip_toml("check = \"yes\"").is_err());
+        assert!(parse_pyslip_toml("check_path = \"/\"").is_err());
     }
 }

@@ -430,6 +430,12 @@ pub struct BuildPlan {
     pub release: Option<Decision<String>>,
     /// Labels from the configuration.
     pub labels: BTreeMap<String, String>,
+    /// `check` of the configuration: run the boot check on every build (absent when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Decision<bool>>,
+    /// `check-path` of the configuration: the path the boot check requests (absent when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_path: Option<Decision<String>>,
     /// The app layer's files.
     pub files: ShippedFiles,
     /// Things the user should know.

@@ -119,6 +119,8 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
         .and_then(|c| c.config.labels.as_ref())
         .map(|l| l.get_ref().clone())
         .unwrap_or_default();
+    let (check, check_path) = choose_check(config)?;
+
     let walked = walk_files(&files, overrides)?;
     notes.warnings.extend(walked.warnings);
 
@@ -140,10 +142,36 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
         collectstatic,
         release,
         labels,
+        check,
+        check_path,
         files: walked.files,
         warnings: notes.warnings,
         ignored: notes.ignored,
     })
+}
+
+/// `check` and `check-path` of the configuration.
+type CheckDecisions = (Option<Decision<bool>>, Option<Decision<String>>);
+
+/// The boot check settings of the configuration (the command line's `--check` flags are the
+/// build's business: they do not change the plan).
+fn choose_check(config: Option<&LoadedConfig>) -> Result<CheckDecisions, PlanError> {
+    let Some(c) = config else {
+        return Ok((None, None));
+    };
+    let check = c
+        .config
+        .check
+        .as_ref()
+        .map(|v| Decision::new(*v.get_ref(), c.source("check")));
+    let path = match &c.config.check_path {
+        Some(v) if !v.get_ref().starts_with('/') => {
+            return Err(c.invalid(v.span(), "check-path", "must start with /"));
+        }
+        Some(v) => Some(Decision::new(v.get_ref().clone(), c.source("check-path"))),
+        None => None,
+    };
+    Ok((check, path))
 }
 
 /// The Python version: `--python` > config > project pins > the build's choice from package

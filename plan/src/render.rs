@@ -200,6 +200,17 @@ pub fn render_table(plan: &BuildPlan) -> String {
     for (key, value) in &plan.labels {
         row("label", format!("{key}={value}"), String::new());
     }
+    if let Some(check) = &plan.check {
+        let value = if check.value { "yes" } else { "no" };
+        row("check", value.to_owned(), describe_source(&check.source));
+    }
+    if let Some(path) = &plan.check_path {
+        row(
+            "check-path",
+            path.value.clone(),
+            describe_source(&path.source),
+        );
+    }
     let dirs = plan
         .files
         .entries

@@ -926,3 +926,53 @@ fn config_files_and_unknown_keys() {
     assert_eq!(plan.port.as_ref().map(|p| p.value), Some(2222));
     assert!(ignored(&plan, "[tool.pyslip]", "pyslip.toml"));
 }
+
+#[test]
+fn boot_check_config_keys_carry_their_source() {
+    let plan = plan_of(
+        &[
+            ("main.py", ""),
+            (
+                "pyproject.toml",
+                "[tool.pyslip]\ncheck = true\ncheck-path = \"/healthz\"\n",
+            ),
+        ],
+        &defaults(),
+    );
+    let check = plan.check.as_ref().expect("check");
+    assert!(check.value);
+    assert_eq!(
+        check.source,
+        Source::Config {
+            file: "pyproject.toml".into(),
+            key: "tool.pyslip.check".into()
+        }
+    );
+    assert_eq!(
+        plan.check_path.as_ref().map(|p| p.value.as_str()),
+        Some("/healthz")
+    );
+    let json = serde_json::to_value(&plan).expect("json");
+    assert_eq!(json["check"]["value"], true);
+    // Unset keys stay out of the plan JSON.
+    let plain = plan_of(&[("main.py", "")], &defaults());
+    assert!(
+        serde_json::to_value(&plain)
+            .expect("json")
+            .get("check")
+            .is_none()
+    );
+
+    let err = try_plan(
+        &[
+            ("main.py", ""),
+            ("pyslip.toml", "\ncheck-path = \"healthz\"\n"),
+        ],
+        &defaults(),
+    )
+    .expect_err("relative path");
+    assert!(
+        err.to_string().starts_with("pyslip.toml:2:") && err.to_string().contains("check-path"),
+        "{err}"
+    );
+}

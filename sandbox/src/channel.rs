@@ -5,10 +5,14 @@
 //! until EOF, which arrives once the sandbox's PID 1 has exited and the command has exec'd (its
 //! copy of the socket is close-on-exec).
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 
 use crate::config::ExitStatus;
 
@@ -17,7 +21,10 @@ const SETUP_FAILED: u32 = 2;
 const EXEC_FAILED: u32 = 3;
 const EXITED: u32 = 4;
 const SIGNALED: u32 = 5;
+const READY: u32 = 6;
 const RECORD: usize = 12;
+/// Most descriptors one [`Message::Ready`] carries.
+pub(crate) const MAX_READY_FDS: usize = 8;
 
 /// Where the command failed before it could run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,9 @@ pub(crate) enum Message {
     ExecFailed { phase: ExecPhase, errno: i32 },
     /// The command finished.
     Finished(ExitStatus),
+    /// The setup is done and the command is being started; the descriptors travel with it
+    /// (`SCM_RIGHTS`, see [`ParentChannel::recv_with_fds`]).
+    Ready,
 }
 
 /// Creates the channel: `(parent end, child end)`, both close-on-exec.
@@ -93,15 +103,48 @@ impl ChildChannel {
         }
     }
 
-    fn send(self, tag: u32, a: u32, b: i32) {
+    /// Reports that the setup is done, passing `fds` (at most [`MAX_READY_FDS`]) to the parent.
+    /// Only stack buffers: safe between `clone` and `execve`.
+    pub fn send_ready(self, fds: &[BorrowedFd<'_>]) -> Result<(), i32> {
+        let fds = fds.get(..fds.len().min(MAX_READY_FDS)).unwrap_or_default();
+        let record = Self::record(READY, fds.len() as u32, 0);
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_READY_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(libc::ENOBUFS);
+        }
+        // SAFETY: the fd is open for the child's whole life (see the type's docs).
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
+        rustix::net::sendmsg(
+            fd,
+            &[IoSlice::new(&record)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .map(drop)
+        .map_err(|e| e.raw_os_error())
+    }
+
+    fn record(tag: u32, a: u32, b: i32) -> [u8; RECORD] {
         let mut record = [0u8; RECORD];
         record[0..4].copy_from_slice(&tag.to_ne_bytes());
         record[4..8].copy_from_slice(&a.to_ne_bytes());
         record[8..12].copy_from_slice(&b.to_ne_bytes());
+        record
+    }
+
+    fn send(self, tag: u32, a: u32, b: i32) {
+        let record = Self::record(tag, a, b);
         // SAFETY: the fd is open for the child's whole life (see the type's docs).
         let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
         // If the parent is gone there is nobody to tell; MSG_NOSIGNAL avoids SIGPIPE.
         let _ = rustix::net::send(fd, &record, SendFlags::NOSIGNAL);
+    }
+}
+
+impl AsRawFd for ChildChannel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
     }
 }
 
@@ -119,51 +162,84 @@ impl ParentChannel {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if received == 0 {
-                return Ok(None);
-            }
-            if received != RECORD {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "short sandbox channel record",
-                ));
-            }
-            let word = |i: usize| {
-                let mut b = [0u8; 4];
-                b.copy_from_slice(&record[i..i + 4]);
-                b
-            };
-            let (tag, a, b) = (
-                u32::from_ne_bytes(word(0)),
-                u32::from_ne_bytes(word(4)),
-                i32::from_ne_bytes(word(8)),
-            );
-            let message = match tag {
-                CREATED => Message::Created {
-                    step: a,
-                    len: b as u32,
-                },
-                SETUP_FAILED => Message::SetupFailed { step: a, errno: b },
-                EXEC_FAILED => Message::ExecFailed {
-                    phase: match a {
-                        0 => ExecPhase::Chdir,
-                        1 => ExecPhase::Execve,
-                        _ => ExecPhase::Fork,
-                    },
-                    errno: b,
-                },
-                EXITED => Message::Finished(ExitStatus::Code(b)),
-                SIGNALED => Message::Finished(ExitStatus::Signal(b)),
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unknown sandbox channel message",
-                    ));
-                }
-            };
-            return Ok(Some(message));
+            return decode(&record, received);
         }
     }
+
+    /// Like [`ParentChannel::recv`], also taking the descriptors a message carries (they are
+    /// close-on-exec in this process).
+    pub fn recv_with_fds(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+        loop {
+            let mut record = [0u8; RECORD];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_READY_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let received = match rustix::net::recvmsg(
+                &self.0,
+                &mut [IoSliceMut::new(&mut record)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => msg.bytes,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut fds = Vec::new();
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(received) = message {
+                    fds.extend(received);
+                }
+            }
+            return Ok(decode(&record, received)?.map(|m| (m, fds)));
+        }
+    }
+}
+
+/// One record as a message; `None` at EOF (`received == 0`).
+fn decode(record: &[u8; RECORD], received: usize) -> io::Result<Option<Message>> {
+    if received == 0 {
+        return Ok(None);
+    }
+    if received != RECORD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short sandbox channel record",
+        ));
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&record[i..i + 4]);
+        b
+    };
+    let (tag, a, b) = (
+        u32::from_ne_bytes(word(0)),
+        u32::from_ne_bytes(word(4)),
+        i32::from_ne_bytes(word(8)),
+    );
+    let message = match tag {
+        CREATED => Message::Created {
+            step: a,
+            len: b as u32,
+        },
+        SETUP_FAILED => Message::SetupFailed { step: a, errno: b },
+        EXEC_FAILED => Message::ExecFailed {
+            phase: match a {
+                0 => ExecPhase::Chdir,
+                1 => ExecPhase::Execve,
+                _ => ExecPhase::Fork,
+            },
+            errno: b,
+        },
+        EXITED => Message::Finished(ExitStatus::Code(b)),
+        SIGNALED => Message::Finished(ExitStatus::Signal(b)),
+        READY => Message::Ready,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unknown sandbox channel message",
+            ));
+        }
+    };
+    Ok(Some(message))
 }
 
 impl AsRawFd for ParentChannel {
@@ -207,5 +283,30 @@ mod tests {
                 Message::Finished(ExitStatus::Code(42)),
             ]
         );
+    }
+
+    #[test]
+    fn ready_carries_descriptors() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let (parent, child_fd) = channel().unwrap();
+        let child = ChildChannel::from_raw(child_fd.as_raw_fd());
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        child.send_ready(&[r.as_fd(), w.as_fd()]).unwrap();
+        child.send_ready(&[]).unwrap();
+        drop((r, w, child_fd));
+        let (message, mut fds) = parent.recv_with_fds().unwrap().unwrap();
+        assert_eq!(message, Message::Ready);
+        assert_eq!(fds.len(), 2);
+        let mut w = std::fs::File::from(fds.pop().unwrap());
+        let mut r = std::fs::File::from(fds.pop().unwrap());
+        w.write_all(b"through the passed pipe").unwrap();
+        drop(w);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "through the passed pipe");
+        let (message, fds) = parent.recv_with_fds().unwrap().unwrap();
+        assert_eq!((message, fds.len()), (Message::Ready, 0));
+        assert!(parent.recv_with_fds().unwrap().is_none());
     }
 }

@@ -93,6 +93,7 @@ fn run_step<S: Syscall>(
         Step::PivotRoot => sys.pivot_into(root.as_ref().ok_or(Errno::INVAL)?),
         Step::NestNamespaces => sys.unshare_user_mount(),
         Step::NoNewPrivs => sys.no_new_privs(),
+        Step::LoopbackUp => sys.loopback_up(),
     }
 }
 
@@ -165,7 +166,7 @@ fn entry<S: Syscall>(
 mod tests {
     use super::*;
     use crate::fake::FakeSys;
-    use crate::plan::{HostInfo, Plan};
+    use crate::plan::{HostInfo, Isolation, Plan};
     use crate::{BindMount, Sandbox};
 
     fn sandbox() -> Sandbox {
@@ -254,6 +255,38 @@ mod tests {
         );
         // Entries in /dev live on the tmpfs and are not reported.
         assert!(log.iter().any(|l| l == "mkfile root/dev/null"));
+    }
+
+    #[test]
+    fn isolation_brings_up_loopback_and_maps_the_command_user() {
+        let isolation = Isolation {
+            private_network: true,
+            run_as: Some((1000, 1001)),
+        };
+        let plan = Plan::build_with(&sandbox(), 4242, 4243, &host(), isolation).unwrap();
+        let fake = FakeSys::with_root_entries(&["proc", "dev", "tmp", "etc", "root"]);
+        execute(&plan.steps, &fake, &mut slots(&plan), &mut |_, _| {}).unwrap();
+        let log = fake.log();
+        let pos = |needle: &str| log.iter().position(|l| l == needle).unwrap();
+        // lo is brought up with the outer namespace's capabilities, before any mount.
+        assert!(pos("write /proc/self/gid_map 0 4243 1\n") < pos("loopback-up"));
+        assert!(pos("loopback-up") < pos("make-private"));
+        // The nested namespace maps the command's ids to the outer root (the invoking user).
+        assert_eq!(
+            log[log.len() - 5..],
+            [
+                "unshare user|mount",
+                "write /proc/self/setgroups deny",
+                "write /proc/self/uid_map 1000 0 1\n",
+                "write /proc/self/gid_map 1001 0 1\n",
+                "no-new-privs",
+            ]
+        );
+        // Without isolation: no loopback step, root inside.
+        let plain = Plan::build(&sandbox(), 4242, 4243, &host()).unwrap();
+        assert!(!plain.steps.contains(&Step::LoopbackUp));
+        let default = Plan::build_with(&sandbox(), 4242, 4243, &host(), Isolation::default());
+        assert_eq!(default.unwrap(), plain);
     }
 
     #[test]

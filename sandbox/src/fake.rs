@@ -214,4 +214,8 @@ impl Syscall for FakeSys {
     fn no_new_privs(&self) -> Result<(), Errno> {
         self.call("no-new-privs".into())
     }
+
+    fn loopback_up(&self) -> Result<(), Errno> {
+        self.call("loopback-up".into())
+    }
 }

@@ -134,6 +134,8 @@ pub(crate) enum Step {
     NestNamespaces,
     /// Set `no_new_privs`.
     NoNewPrivs,
+    /// Bring up `lo` in the sandbox's private network namespace.
+    LoopbackUp,
 }
 
 impl Step {
@@ -173,6 +175,7 @@ impl Step {
             Step::PivotRoot => "pivot_root into the new root".to_owned(),
             Step::NestNamespaces => "enter the nested user namespace".to_owned(),
             Step::NoNewPrivs => "set no_new_privs".to_owned(),
+            Step::LoopbackUp => "bring up the loopback interface".to_owned(),
         }
     }
 }
@@ -190,6 +193,16 @@ pub(crate) struct HostInfo {
     pub binds: Vec<Kind>,
 }
 
+/// Isolation beyond what [`Sandbox::run`] gets; the default is exactly that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Isolation {
+    /// The sandbox has a private network namespace (cloned by the caller): bring `lo` up in it.
+    pub private_network: bool,
+    /// User and group the command runs as in the nested user namespace, which maps them to the
+    /// outer root (the invoking user); `None` keeps root (`0 0 1`).
+    pub run_as: Option<(u32, u32)>,
+}
+
 /// The ordered setup steps of one sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -202,25 +215,30 @@ fn id_map(inside: u32, outside: u32) -> Vec<u8> {
     format!("{inside} {outside} 1\n").into_bytes()
 }
 
-/// The user-namespace steps shared by [`Plan::build`] and the probe.
-pub(crate) fn user_namespace_steps(uid: u32, gid: u32) -> Vec<Step> {
+/// `setgroups deny` and a one-id map of `inside` to `outside` (uid, gid) for a new user namespace.
+fn map_steps(inside: (u32, u32), outside: (u32, u32), stage: Stage) -> Vec<Step> {
     vec![
         Step::WriteFile {
             path: c"/proc/self/setgroups",
             data: b"deny".to_vec(),
-            stage: Stage::UserNamespace,
+            stage,
         },
         Step::WriteFile {
             path: c"/proc/self/uid_map",
-            data: id_map(0, uid),
-            stage: Stage::UserNamespace,
+            data: id_map(inside.0, outside.0),
+            stage,
         },
         Step::WriteFile {
             path: c"/proc/self/gid_map",
-            data: id_map(0, gid),
-            stage: Stage::UserNamespace,
+            data: id_map(inside.1, outside.1),
+            stage,
         },
     ]
+}
+
+/// The user-namespace steps shared by [`Plan::build`] and the probe.
+pub(crate) fn user_namespace_steps(uid: u32, gid: u32) -> Vec<Step> {
+    map_steps((0, 0), (uid, gid), Stage::UserNamespace)
 }
 
 /// Overlay options for lower roots (topmost first), upper and work.
@@ -291,11 +309,25 @@ impl Plan {
         gid: u32,
         host: &HostInfo,
     ) -> Result<Plan, SandboxError> {
+        Plan::build_with(sandbox, uid, gid, host, Isolation::default())
+    }
+
+    /// [`Plan::build`] with extra `isolation`.
+    pub fn build_with(
+        sandbox: &Sandbox,
+        uid: u32,
+        gid: u32,
+        host: &HostInfo,
+        isolation: Isolation,
+    ) -> Result<Plan, SandboxError> {
         let nosuid_nodev = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
         let read_only = nosuid_nodev | MountAttrFlags::MOUNT_ATTR_RDONLY;
         let mut steps = user_namespace_steps(uid, gid);
         if !sandbox.hostname.is_empty() {
             steps.push(Step::SetHostname(sandbox.hostname.as_bytes().to_vec()));
+        }
+        if isolation.private_network {
+            steps.push(Step::LoopbackUp);
         }
         steps.push(Step::MakePrivate);
 
@@ -390,15 +422,9 @@ impl Plan {
         }
         steps.push(Step::PivotRoot);
         steps.push(Step::NestNamespaces);
-        for step in user_namespace_steps(0, 0) {
-            if let Step::WriteFile { path, data, .. } = step {
-                steps.push(Step::WriteFile {
-                    path,
-                    data,
-                    stage: Stage::Mount,
-                });
-            }
-        }
+        // The nested namespace maps the command's identity to the outer root (the invoking user).
+        let inner = isolation.run_as.unwrap_or((0, 0));
+        steps.extend(map_steps(inner, (0, 0), Stage::Mount));
         steps.push(Step::NoNewPrivs);
         Ok(Plan { steps, slots })
     }

@@ -86,21 +86,8 @@ impl Sandbox {
             return Err(setup_error(&plan, step, errno, &Sysctls::read()));
         }
         if let Some((phase, errno)) = report.exec_failed {
-            let source = io::Error::from_raw_os_error(errno);
-            return Err(match phase {
-                ExecPhase::Execve => SandboxError::Exec {
-                    program: argv.first().cloned().unwrap_or_default(),
-                    source,
-                },
-                ExecPhase::Chdir => SandboxError::Setup {
-                    step: format!("change to the working directory {}", self.cwd),
-                    source,
-                },
-                ExecPhase::Fork => SandboxError::Setup {
-                    step: "start the command".to_owned(),
-                    source,
-                },
-            });
+            let program = argv.first().map_or("", String::as_str);
+            return Err(exec_error(phase, errno, program, &self.cwd));
         }
         let status = report
             .status
@@ -123,6 +110,25 @@ impl Sandbox {
             stderr_dropped,
             created_mountpoints,
         })
+    }
+}
+
+/// The error for a command that could not be started in `phase`.
+pub(crate) fn exec_error(phase: ExecPhase, errno: i32, program: &str, cwd: &str) -> SandboxError {
+    let source = io::Error::from_raw_os_error(errno);
+    match phase {
+        ExecPhase::Execve => SandboxError::Exec {
+            program: program.to_owned(),
+            source,
+        },
+        ExecPhase::Chdir => SandboxError::Setup {
+            step: format!("change to the working directory {cwd}"),
+            source,
+        },
+        ExecPhase::Fork => SandboxError::Setup {
+            step: "start the command".to_owned(),
+            source,
+        },
     }
 }
 
@@ -194,7 +200,7 @@ fn join(handle: Option<std::thread::ScopedJoinHandle<'_, Captured>>) -> Captured
     })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SandboxError::Spawn(e.into()))
 }
@@ -216,6 +222,7 @@ fn collect(channel: &ParentChannel) -> io::Result<Report> {
             Message::SetupFailed { step, errno } => report.setup_failed = Some((step, errno)),
             Message::ExecFailed { phase, errno } => report.exec_failed = Some((phase, errno)),
             Message::Finished(status) => report.status = Some(status),
+            Message::Ready => {}
         }
     }
     Ok(report)
@@ -250,7 +257,7 @@ pub(crate) fn drain(fd: OwnedFd, limit: usize) -> io::Result<(Vec<u8>, u64)> {
     Ok((kept, dropped))
 }
 
-fn wait_for(pid: libc::pid_t) -> Option<i32> {
+pub(crate) fn wait_for(pid: libc::pid_t) -> Option<i32> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid(2) on our own child with a valid out pointer.
@@ -264,7 +271,7 @@ fn wait_for(pid: libc::pid_t) -> Option<i32> {
     }
 }
 
-fn describe_wait(status: Option<i32>) -> String {
+pub(crate) fn describe_wait(status: Option<i32>) -> String {
     match status {
         Some(s) if libc::WIFSIGNALED(s) => format!("killed by signal {}", libc::WTERMSIG(s)),
         Some(s) if libc::WIFEXITED(s) => format!("exit code {}", libc::WEXITSTATUS(s)),
@@ -318,7 +325,7 @@ pub(crate) fn exec_candidates(program: &str, env: &[(String, String)]) -> Vec<St
         .collect()
 }
 
-fn prepare_command(
+pub(crate) fn prepare_command(
     argv: &[String],
     env: &[(String, String)],
     cwd: &str,

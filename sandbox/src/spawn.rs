@@ -18,9 +18,9 @@
 
 use std::ffi::{CString, c_char};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use crate::channel::{ChildChannel, ExecPhase};
+use crate::channel::{ChildChannel, ExecPhase, MAX_READY_FDS};
 use crate::config::ExitStatus;
 use crate::exec::execute;
 use crate::plan::{Plan, Step};
@@ -69,6 +69,14 @@ pub(crate) enum Action<'a> {
     Probe,
     /// Run the command under a reaper.
     Run(&'a Command),
+    /// Like `Run`, after sending [`crate::channel::Message::Ready`] with `sockets` unconnected
+    /// TCP sockets per address family (IPv4, IPv6), made in the sandbox's network namespace.
+    Serve {
+        /// The command.
+        command: &'a Command,
+        /// Sockets per family (at most half of [`MAX_READY_FDS`]).
+        sockets: usize,
+    },
 }
 
 /// Descriptors the child needs, as numbers valid in the parent at `clone` time.
@@ -111,6 +119,17 @@ unsafe fn raw_clone(flags: libc::c_int) -> libc::c_long {
 
 /// Starts the sandbox's PID 1, which executes `steps` and then `action`. Returns its host pid.
 pub(crate) fn spawn(plan: &Plan, action: Action<'_>, fds: ChildFds) -> io::Result<libc::pid_t> {
+    spawn_with(plan, action, fds, 0)
+}
+
+/// [`spawn`] with more namespaces: `extra_flags` is added to the `clone` flags
+/// (`CLONE_NEWNET` for a private network).
+pub(crate) fn spawn_with(
+    plan: &Plan,
+    action: Action<'_>,
+    fds: ChildFds,
+    extra_flags: libc::c_int,
+) -> io::Result<libc::pid_t> {
     // Scratch space for the child, allocated here because the child must not allocate.
     let mut slots: Vec<Option<OwnedFd>> = (0..plan.slots).map(|_| None).collect();
     // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only touch the calling thread.
@@ -122,7 +141,7 @@ pub(crate) fn spawn(plan: &Plan, action: Action<'_>, fds: ChildFds) -> io::Resul
     }
     // SAFETY: the child branch runs only `child_main`, which is async-signal-safe and never
     // returns (see the module docs).
-    let pid = unsafe { raw_clone(CLONE_FLAGS) };
+    let pid = unsafe { raw_clone(CLONE_FLAGS | extra_flags) };
     if pid == 0 {
         child_main(&plan.steps, &mut slots, action, fds);
     }
@@ -175,7 +194,8 @@ fn child_main(
     }
     match action {
         Action::Probe => exit(0),
-        Action::Run(command) => reaper(command, fds, channel),
+        Action::Run(command) => reaper(command, fds, channel, None),
+        Action::Serve { command, sockets } => reaper(command, fds, channel, Some(sockets)),
     }
 }
 
@@ -223,9 +243,43 @@ const FORWARDED: [libc::c_int; 8] = [
     libc::SIGALRM,
 ];
 
+/// Makes `per_family` TCP sockets per address family in this network namespace and sends them
+/// with [`crate::channel::Message::Ready`]; closes ours after. A family the kernel lacks (IPv6
+/// disabled) is skipped. No allocation: the sockets live in a fixed array.
+fn send_ready(channel: ChildChannel, per_family: usize) -> Result<(), i32> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let mut sockets: [Option<OwnedFd>; MAX_READY_FDS] = Default::default();
+    let families = [AddressFamily::INET, AddressFamily::INET6];
+    let wanted = per_family.min(MAX_READY_FDS / families.len());
+    let mut count = 0;
+    for family in families {
+        for _ in 0..wanted {
+            match rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None) {
+                Ok(socket) => {
+                    if let Some(slot) = sockets.get_mut(count) {
+                        *slot = Some(socket);
+                        count += 1;
+                    }
+                }
+                Err(rustix::io::Errno::AFNOSUPPORT) => break,
+                Err(e) => return Err(e.raw_os_error()),
+            }
+        }
+    }
+    // SAFETY: the channel's descriptor is open for the child's whole life; it only fills the
+    // unused tail of the array, which is never sent.
+    let filler = unsafe { BorrowedFd::borrow_raw(channel.as_raw_fd()) };
+    let mut borrowed = [filler; MAX_READY_FDS];
+    for (slot, socket) in borrowed.iter_mut().zip(sockets.iter().flatten()) {
+        *slot = socket.as_fd();
+    }
+    channel.send_ready(borrowed.get(..count).unwrap_or_default())
+}
+
 /// PID 1: forks the command, forwards signals to it, reaps every orphan, and reports the
 /// command's status when it ends (the kernel then kills whatever is left in the namespace).
-fn reaper(command: &Command, fds: ChildFds, channel: ChildChannel) -> ! {
+/// With `ready`, first reports that the setup is done, with that many sockets per family.
+fn reaper(command: &Command, fds: ChildFds, channel: ChildChannel, ready: Option<usize>) -> ! {
     let channel = match arrange_fds(fds) {
         Ok(channel) => channel,
         Err(errno) => {
@@ -233,6 +287,12 @@ fn reaper(command: &Command, fds: ChildFds, channel: ChildChannel) -> ! {
             exit(127);
         }
     };
+    if let Some(per_family) = ready
+        && let Err(errno) = send_ready(channel, per_family)
+    {
+        channel.send_exec_failed(ExecPhase::Fork, errno);
+        exit(127);
+    }
     // SAFETY: async-signal-safe; the child branch never returns.
     let pid = unsafe { raw_clone(0) };
     if pid == 0 {

@@ -81,6 +81,8 @@ pub(crate) trait Syscall {
     fn unshare_user_mount(&self) -> Result<(), Errno>;
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
     fn no_new_privs(&self) -> Result<(), Errno>;
+    /// Sets `IFF_UP` on `lo` (`SIOCSIFFLAGS`) in the current network namespace.
+    fn loopback_up(&self) -> Result<(), Errno>;
 }
 
 /// The real implementation on Linux.
@@ -292,5 +294,32 @@ impl Syscall for Linux {
 
     fn no_new_privs(&self) -> Result<(), Errno> {
         rustix::thread::set_no_new_privs(true)
+    }
+
+    fn loopback_up(&self) -> Result<(), Errno> {
+        // rustix wraps no interface-flag ioctl; `struct ifreq` and the two ioctls come from libc.
+        let socket = rustix::net::socket_with(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::DGRAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        // SAFETY: `ifreq` is plain data (all-zero is valid); the ioctls read and write only that
+        // struct, on a socket we own. errno is read right after a failure, as in `set_attrs`.
+        unsafe {
+            let mut request: libc::ifreq = std::mem::zeroed();
+            for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
+                *dst = *src as libc::c_char;
+            }
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request) < 0 {
+                return Err(Errno::from_raw_os_error(*libc::__errno_location()));
+            }
+            request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &request) < 0 {
+                return Err(Errno::from_raw_os_error(*libc::__errno_location()));
+            }
+        }
+        Ok(())
     }
 }

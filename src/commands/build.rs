@@ -6,9 +6,9 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::outputs::{self, Requested};
+use crate::commands::outputs::Requested;
 use crate::commands::{
-    app_layer, deps, layer_inputs, plan_overrides, python_choice, report, sbom,
+    app_layer, check, deps, layer_inputs, outputs, plan_overrides, python_choice, report, sbom,
 };
 use pyslip_image::{Artifact, BlobRef, LayerOrigin, NewLayer};
 
@@ -25,6 +25,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let overrides = plan_overrides(&args.plan, output_paths)?;
     let dir = args.plan.dir.clone();
     let plan = pyslip_plan::plan(&dir, &overrides)?;
+    let check_settings = check::CheckSettings::from_args(&args, &plan)?;
     let printer = report::Printer::new(args.json);
     for warning in &plan.warnings {
         printer.warn(warning);
@@ -75,6 +76,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             })
         };
         let mut new_layers = Vec::new();
+        // pyslip's layers below the app layer, lowest first (the boot check stacks them).
+        let mut sandbox_layers = Vec::new();
         if plan.install.is_some() {
             let settings = deps::DepsSettings {
                 project_dir: &dir,
@@ -116,6 +119,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 ));
             }
             below.extend(installed.project.as_ref());
+            sandbox_layers.extend(below.iter().map(|l| (*l).clone()));
             printer.step("running collectstatic");
             if let Some(statics) =
                 deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
@@ -130,9 +134,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 new_layers.push(new_layer(
                     &statics.layer,
                     LayerOrigin::Static,
-                    statics.created_by,
+                    statics.created_by.clone(),
                     statics.reused,
                 ));
+                sandbox_layers.push(statics);
             }
         }
         let app = app_task.await.context("app layer task failed")??;
@@ -181,6 +186,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             &settings,
             annotations,
         )?;
+        if let Some(settings) = &check_settings {
+            let checked = check::CheckedImage {
+                base: &pulled,
+                layers: &sandbox_layers,
+                app: &app,
+                image: &image,
+                plan: &plan,
+            };
+            check::run(&client, &cache, settings, &checked, &printer, args.json).await?;
+        }
         cache.write_blob(&image.config)?;
         cache.write_blob(&image.manifest)?;
 

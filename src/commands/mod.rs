@@ -3,6 +3,7 @@
 pub mod app_layer;
 pub mod base;
 pub mod build;
+pub mod check;
 pub mod deps;
 mod disk;
 pub mod inspect;
@@ -23,7 +24,7 @@ use crate::cli::{self, Cli, Command, PlanFlags};
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Plan(args) => plan::run(args),
         Command::Inspect(args) => inspect::run(args),
     }

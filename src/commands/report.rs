@@ -28,6 +28,8 @@ pub struct Printer {
     json: bool,
     /// On a terminal: a spinner naming the step in progress, above which finished lines print.
     spinner: Option<indicatif::ProgressBar>,
+    /// The boot check's `--json` object, once it ran.
+    check: std::sync::Mutex<Option<Value>>,
 }
 
 impl Printer {
@@ -39,7 +41,11 @@ impl Printer {
             bar
         });
         crate::signals::set_spinner(spinner.clone());
-        Self { json, spinner }
+        Self {
+            json,
+            spinner,
+            check: std::sync::Mutex::new(None),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -114,6 +120,21 @@ impl Printer {
         ));
     }
 
+    /// The boot check's `check` object for the JSON report.
+    pub fn set_check(&self, value: Value) {
+        *self.check.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    /// A program's output under a title, indented (always shown on stderr, also with `--json`:
+    /// it explains the error that follows).
+    pub fn output(&self, title: &str, text: &str) {
+        let mut block = format!("{title}\n");
+        for line in text.lines() {
+            block.push_str(&format!("  | {line}\n"));
+        }
+        self.note(block.trim_end());
+    }
+
     /// A labelled line of human output (`sbom    wrote …`); nothing with `--json`.
     pub fn labeled(&self, what: &str, text: &str) {
         self.line(&format!("{what:<7} {text}"));
@@ -130,7 +151,9 @@ impl Printer {
             bar.finish_and_clear();
         }
         if self.json {
-            return super::print_stdout(&format!("{}\n", json_report(artifact, written)));
+            let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let report = json_report(artifact, written, check);
+            return super::print_stdout(&format!("{report}\n"));
         }
         let mut targets: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
         targets.extend(written.tar.iter().map(|p| p.display().to_string()));
@@ -173,7 +196,7 @@ fn counts(pushed: &Pushed) -> Counts {
 
 /// The `--json` object. One platform: the image's digest, config and layers. Several: the
 /// index's digest, the first image's config and layers, and `platforms` with each image's.
-fn json_report(artifact: &Artifact, written: &Written) -> Value {
+fn json_report(artifact: &Artifact, written: &Written, check: Option<Value>) -> Value {
     let first_push = written.pushes.first();
     let images = artifact.images();
     let refs: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
@@ -204,6 +227,7 @@ fn json_report(artifact: &Artifact, written: &Written) -> Value {
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
         "sbom": written.sbom,
+        "check": check,
     });
     if let Artifact::Index(_) = artifact {
         report["platforms"] = images

@@ -4,6 +4,7 @@
 mod support;
 
 mod apps;
+mod boot_check;
 mod build_outputs;
 mod deps_cache;
 mod disk;

@@ -138,11 +138,17 @@ impl Work {
 
     /// Copy `testdata/apps/<name>` into the work dir and return its path.
     pub fn app(&self, name: &str) -> PathBuf {
+        self.testdata("apps", name)
+    }
+
+    /// Copy `testdata/<group>/<name>` to `<work dir>/<group>/<name>` and return its path.
+    pub fn testdata(&self, group: &str, name: &str) -> PathBuf {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/apps")
+            .join("testdata")
+            .join(group)
             .join(name);
-        let dest = self.path().join("apps").join(name);
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir apps");
+        let dest = self.path().join(group).join(name);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
         let status = Command::new("cp")
             .arg("-a")
             .arg(&src)
@@ -150,7 +156,7 @@ impl Work {
             .status()
             .expect("cp");
         assert!(status.success(), "copying {}", src.display());
-        self.give_to_user(&self.path().join("apps"));
+        self.give_to_user(&self.path().join(group));
         dest
     }
 
