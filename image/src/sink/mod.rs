@@ -67,7 +67,13 @@ pub(crate) fn copy_atomic(src: &Path, dest: &Path) -> Result<(), ImageError> {
     let tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .make_in(dir, |path| {
-            reflink_copy::reflink_or_copy(src, path).map(|_| ())
+            // `make_in` only owns (and removes) the file once this returns Ok: a copy that
+            // fails half-way (a full disk) removes its own partial file.
+            reflink_copy::reflink_or_copy(src, path)
+                .map(|_| ())
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(path);
+                })
         })
         .map_err(|e| in_dir(e, &format!("copying {} to", src.display()), dest))?;
     fs_err::File::open(tmp.path())?.sync_all()?;
