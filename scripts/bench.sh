@@ -9,12 +9,16 @@
 # Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
 # With SUITE `isolation`, pyslip in the namespace sandbox is compared with pyslip without
 # namespaces (`--sandbox none`) instead of buildah, same scenarios.
+# With SUITE `ci-fresh`, one scenario: a fresh CI runner rebuilding an unchanged app with a warm
+# registry cache — pyslip with an empty cache dir and `--cache-repo`, buildah with fresh storage
+# and `bud --layers --cache-from/--cache-to` (both caches in the loopback registry, warmed first).
 # A cold run uses fresh cache/storage folders rather than deleting the old ones just before it:
 # ext4 allocates inodes slowly right after mass deletions, which would time the benchmark's own
 # clean-up rather than the builder.
 #
 #   sudo bash scripts/bench.sh [APP] [RUNS] [SUITE]
-#     APP: a folder of testdata/apps (default stdlib); SUITE: buildah (default) or isolation
+#     APP: a folder of testdata/apps (default stdlib); SUITE: buildah (default), isolation or
+#     ci-fresh
 #
 # Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
 # isolation, as it must run without root), build from the same base image in the same registry,
@@ -28,7 +32,8 @@ suite=${3:-buildah}
 case $suite in
 buildah) other=buildah ;;
 isolation) other=nons ;;
-*) echo "unknown suite $suite (buildah, isolation)" >&2; exit 2 ;;
+ci-fresh) other=buildah ;;
+*) echo "unknown suite $suite (buildah, isolation, ci-fresh)" >&2; exit 2 ;;
 esac
 [[ $(id -u) -eq 0 ]] || { echo "run as root (it sets up the test environment)" >&2; exit 1; }
 bash scripts/test-env.sh >/dev/null
@@ -50,6 +55,9 @@ chmod 0700 "$work/run"
 python=${PYSLIP_BENCH_PYTHON:-3.11}
 base="$PYSLIP_TEST_REGISTRY/library/python:$python-slim"
 repo="$PYSLIP_TEST_REGISTRY/bench/$app"
+# ci-fresh: the registry caches of both builders (a fresh repository per run of the script).
+ci_cache=""
+[[ $suite == ci-fresh ]] && ci_cache="$PYSLIP_TEST_REGISTRY/bench/$app-cache-$$"
 
 as_user() {
 	runuser -u "$user" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" \
@@ -83,7 +91,7 @@ chown "$user:" "$work/Containerfile"
 pyslip_build() {
 	as_user "$work/pyslip" build "$work/app" --python "$python" \
 		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push \
-		--sandbox "${SANDBOX:-namespaces}"
+		--sandbox "${SANDBOX:-namespaces}" ${ci_cache:+--cache-repo "$ci_cache-pyslip"}
 }
 # pyslip without namespaces, with caches of its own.
 nons_build() { CACHE_PREFIX=nons- GEN=nons SANDBOX=none pyslip_build; }
@@ -93,7 +101,9 @@ buildah_() {
 	as_user buildah --storage-driver vfs --root "$b/root" --runroot "$b/run" "$@"
 }
 buildah_build() {
+	# shellcheck disable=SC2046
 	buildah_ bud --isolation chroot --tls-verify=false -q \
+		$([[ -n $ci_cache ]] && echo --layers --cache-from "$ci_cache-buildah" --cache-to "$ci_cache-buildah") \
 		--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro" \
 		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
 		buildah_ push --tls-verify=false -q "$repo:buildah" >/dev/null
@@ -160,6 +170,8 @@ scenario() {
 		cold-pkgs) "${tool}_build" >/dev/null 2>&1; "reset_${tool}_pkgs" ;;
 		noop) "${tool}_build" >/dev/null 2>&1 ;;
 		app-change) "${tool}_build" >/dev/null 2>&1; touch_app ;;
+		# warm the registry cache (and the target), then a runner with nothing local
+		ci-fresh) "${tool}_build" >/dev/null 2>&1; "reset_$tool" ;;
 		esac
 		read -r t m < <(time_one bash -c "${tool}_build")
 		times+=("$t")
@@ -170,14 +182,16 @@ scenario() {
 
 export -f as_user pyslip_build nons_build buildah_ buildah_build next_gen reset_pyslip \
 	reset_pyslip_pkgs reset_nons reset_nons_pkgs reset_buildah reset_buildah_pkgs touch_app
-export work user python base repo ca PYSLIP_TEST_REGISTRY
+export work user python base repo ca ci_cache PYSLIP_TEST_REGISTRY
 printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
 if [[ $suite == isolation ]]; then
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario sandbox_s none_s ratio sandbox_rss none_rss
 else
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
 fi
-for s in cold cold-pkgs noop app-change; do
+scenarios="cold cold-pkgs noop app-change"
+[[ $suite == ci-fresh ]] && scenarios=ci-fresh
+for s in $scenarios; do
 	read -r pt pm < <(scenario "$s" pyslip)
 	read -r bt bm < <(scenario "$s" "$other")
 	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')

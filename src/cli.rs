@@ -133,6 +133,13 @@ pub struct BuildArgs {
     /// Ignore cached dependency layers and rebuild them.
     #[arg(long)]
     pub no_cache: bool,
+    /// Registry-backed layer cache shared by CI runners: deps, project and static layers are
+    /// looked up there on a local miss and published there (config `cache-repo`).
+    #[arg(long, value_name = "REPO", env = "PYSLIP_CACHE_REPO")]
+    pub cache_repo: Option<String>,
+    /// Read hits from --cache-repo but never write to it (untrusted builds, e.g. fork PRs).
+    #[arg(long, env = "PYSLIP_CACHE_REPO_READONLY")]
+    pub cache_repo_readonly: bool,
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,

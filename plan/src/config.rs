@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "labels",
     "check",
     "check-path",
+    "cache-repo",
 ];
 
 /// A start command: a string runs through `/bin/sh -c 'exec …'`, a list is exec form.
@@ -66,6 +67,9 @@ pub struct Config {
     /// The path the boot check requests (`--check-path`).
     #[serde(rename = "check-path")]
     pub check_path: Option<Spanned<String>>,
+    /// The registry-backed layer cache (`--cache-repo`).
+    #[serde(rename = "cache-repo")]
+    pub cache_repo: Option<Spanned<String>>,
 }
 
 /// A configuration and where it lives.

@@ -144,6 +144,12 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
         labels,
         check,
         check_path,
+        cache_repo: config.and_then(|c| {
+            c.config
+                .cache_repo
+                .as_ref()
+                .map(|v| Decision::new(v.get_ref().clone(), c.source("cache-repo")))
+        }),
         files: walked.files,
         warnings: notes.warnings,
         ignored: notes.ignored,

@@ -6,11 +6,14 @@ use pyslip_registry::{Client, ClientConfig, Platform, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
+use crate::commands::cache_repo::Reuse;
 use crate::commands::outputs::Requested;
 use crate::commands::{
-    app_layer, check, deps, layer_inputs, outputs, plan_overrides, python_choice, report, sbom,
+    app_layer, cache_repo, check, deps, layer_inputs, outputs, plan_overrides, python_choice,
+    report, sbom,
 };
 use pyslip_image::{Artifact, BlobRef, LayerOrigin, NewLayer};
+use pyslip_install::LayerKind;
 
 /// Run `pyslip build`.
 pub fn run(args: BuildArgs) -> Result<()> {
@@ -40,11 +43,22 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .as_deref()
         .and_then(|e| e.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let client = Client::new(ClientConfig {
+    let client_config = ClientConfig {
         insecure_registries: args.insecure_registries.clone(),
         blob_cache: Some(cache.blobs_dir()),
         ..ClientConfig::default()
-    })?;
+    };
+    let client = Client::new(client_config.clone())?;
+    let cache_repo = cache_repo::CacheRepo::from_settings(
+        args.cache_repo.as_deref(),
+        plan.cache_repo.as_ref(),
+        args.cache_repo_readonly,
+        client_config,
+    )?;
+    let needs_bytes = requested.tar.is_some()
+        || requested.layout.is_some()
+        || sbom_request.is_some()
+        || check_settings.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -78,6 +92,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         let mut new_layers = Vec::new();
         // pyslip's layers below the app layer, lowest first (the boot check stacks them).
         let mut sandbox_layers = Vec::new();
+        // pyslip's cached layers, for the cache repository.
+        let mut made = Vec::new();
         if plan.install.is_some() {
             let settings = deps::DepsSettings {
                 project_dir: &dir,
@@ -86,6 +102,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 no_cache: args.no_cache,
                 mtime,
                 isolation: &isolation,
+                cache_repo: cache_repo.as_ref(),
+                needs_bytes,
             };
             printer.step("making the dependency layer");
             let installed =
@@ -98,13 +116,24 @@ pub fn run(args: BuildArgs) -> Result<()> {
                         .await);
                     }
                 };
-            let mut below = vec![&installed.deps];
-            for (layer, origin) in [
-                (Some(&installed.deps), LayerOrigin::Deps),
-                (installed.project.as_ref(), LayerOrigin::Project),
+            let mut below = Vec::new();
+            for (layer, origin, kind, reuse) in [
+                (
+                    Some(&installed.deps),
+                    LayerOrigin::Deps,
+                    LayerKind::Deps,
+                    installed.deps_reuse,
+                ),
+                (
+                    installed.project.as_ref(),
+                    LayerOrigin::Project,
+                    LayerKind::Project,
+                    installed.project_reuse,
+                ),
             ] {
                 let Some(layer) = layer else { continue };
-                printer.layer(origin, &layer.layer.digest, layer.layer.size, layer.reused);
+                printer.layer(origin, &layer.layer.digest, layer.layer.size, reuse);
+                below.push((layer, kind, reuse));
                 if !layer.special_bits.is_empty() {
                     printer.warn(&format!(
                         "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
@@ -115,13 +144,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
                     &layer.layer,
                     origin,
                     layer.created_by.clone(),
-                    layer.reused,
+                    reuse != Reuse::Built,
                 ));
             }
-            below.extend(installed.project.as_ref());
-            sandbox_layers.extend(below.iter().map(|l| (*l).clone()));
+            sandbox_layers.extend(below.iter().map(|(l, _, _)| (*l).clone()));
             printer.step("running collectstatic");
-            if let Some(statics) =
+            if let Some((statics, reuse)) =
                 deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
                     .await?
             {
@@ -129,19 +157,21 @@ pub fn run(args: BuildArgs) -> Result<()> {
                     LayerOrigin::Static,
                     &statics.layer.digest,
                     statics.layer.size,
-                    statics.reused,
+                    reuse,
                 );
                 new_layers.push(new_layer(
                     &statics.layer,
                     LayerOrigin::Static,
                     statics.created_by.clone(),
-                    statics.reused,
+                    reuse != Reuse::Built,
                 ));
+                made.push((LayerKind::Static, statics.clone(), reuse));
                 sandbox_layers.push(statics);
             }
+            made.extend(below.into_iter().map(|(l, k, r)| (k, l.clone(), r)));
         }
         let app = app_task.await.context("app layer task failed")??;
-        printer.layer(LayerOrigin::App, &app.digest, app.size, false);
+        printer.layer(LayerOrigin::App, &app.digest, app.size, Reuse::Built);
         new_layers.push(new_layer(
             &app,
             LayerOrigin::App,
@@ -217,8 +247,36 @@ pub fn run(args: BuildArgs) -> Result<()> {
         };
         printer.step("writing outputs");
         let artifact = Artifact::Image(image.clone());
-        let mut written =
-            outputs::write_all(&client, &cache, &requested, &artifact, &pulled, &printer).await?;
+        let from_cache_repo: Vec<_> = cache_repo
+            .iter()
+            .flat_map(|repo| {
+                made.iter()
+                    .filter(|(_, _, r)| *r == Reuse::CacheRepo)
+                    .map(|(_, l, _)| (l.layer.digest.clone(), repo.repo().clone()))
+            })
+            .collect();
+        let made: Vec<_> = made
+            .iter()
+            .map(|(kind, layer, reuse)| cache_repo::Made {
+                kind: *kind,
+                layer,
+                reuse: *reuse,
+            })
+            .collect();
+        let (written, ()) = tokio::join!(
+            outputs::write_all(
+                &client,
+                &cache,
+                &requested,
+                &artifact,
+                &pulled,
+                &from_cache_repo,
+                &printer
+            ),
+            cache_repo::publish_all(cache_repo.as_ref(), &made, &new_layers, &printer),
+        );
+        let mut written = written?;
+        written.pull = cache_repo::received(&client, cache_repo.as_ref(), &written.pushes);
         if let Some(made) = &made_sbom {
             written.sbom = Some(sbom::attach(&client, made, &image, &written, &printer).await?);
         }

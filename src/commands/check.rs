@@ -20,7 +20,7 @@ use crate::commands::{UserError, base, report::Printer};
 use pyslip_image::Image;
 
 /// Versioned folder of cached check results: `<key>.json`.
-const RESULTS_DIR: &str = "checks-v1";
+use pyslip_lifecycle::folders::CHECKS as RESULTS_DIR;
 /// Version of the result record and of what a pass means; bump it when the check changes.
 const SCHEME: &str = "pyslip-check-v1";
 /// The default `--check-timeout`.
