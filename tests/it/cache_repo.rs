@@ -130,7 +130,7 @@ fn a_dependency_change_publishes_a_new_entry_and_read_only_writes_nothing() {
         let app = work.app("flask-requirements");
         let req = app.join("requirements.txt");
         let mut text = std::fs::read_to_string(&req).expect("requirements.txt");
-        text.push_str("blinker==1.9.0\n");
+        text.push_str("six==1.17.0\n");
         std::fs::write(&req, text).expect("write requirements.txt");
         app
     };
