@@ -18,7 +18,7 @@
 #
 #   sudo bash scripts/bench.sh [APP] [RUNS] [SUITE]
 #     APP: a folder of testdata/apps (default stdlib); SUITE: buildah (default), isolation or
-#     ci-fresh
+#     ci-fresh. PYSLIP_BENCH_BIN=PATH times that binary (else a release build is made).
 #
 # Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
 # isolation, as it must run without root), build from the same base image in the same registry,
@@ -39,12 +39,17 @@ esac
 bash scripts/test-env.sh >/dev/null
 # shellcheck disable=SC1091
 source /var/lib/pyslip-test/env
-cargo build --release --locked -q
+# PYSLIP_BENCH_BIN: time this pyslip binary instead of a fresh release build.
+bin=${PYSLIP_BENCH_BIN:-}
+if [[ -z $bin ]]; then
+	cargo build --release --locked -q
+	bin=target/release/pyslip
+fi
 
 user=$PYSLIP_TEST_USER
 work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-install -m 0755 target/release/pyslip "$work/pyslip"
+install -m 0755 "$bin" "$work/pyslip"
 cp -r "testdata/apps/$app" "$work/app"
 mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0" "$work/nons-cache-0"
 echo 0 >"$work/gen-pyslip"

@@ -454,7 +454,8 @@ mod tests {
     fn an_entry_reads_back_as_the_layer_it_was_made_from() {
         let l = layer();
         let bytes = entry_manifest(LayerKind::Deps, &l, Some("{}")).to_string();
-        let (parsed, created_by) = parse_entry(bytes.as_bytes(), LayerKind::Deps, &l.key).unwrap();
+        let (parsed, created_by) =
+            parse_entry(bytes.as_bytes(), LayerKind::Deps, &l.key).expect("parses");
         assert_eq!(parsed, l.layer);
         assert_eq!(created_by, l.created_by);
         assert!(CacheRepo::tag(LayerKind::Static, &l.key).len() <= 128);
@@ -470,7 +471,7 @@ mod tests {
         let mut swapped = v.clone();
         swapped["layers"][0]["digest"] = json!(Digest::of(b"other").to_string());
         let bytes = swapped.to_string();
-        let err = parse_entry(bytes.as_bytes(), LayerKind::Deps, &l.key).unwrap_err();
+        let err = parse_entry(bytes.as_bytes(), LayerKind::Deps, &l.key).expect_err("refused");
         assert!(err.to_string().contains("not the blob"), "{err}");
     }
 }
