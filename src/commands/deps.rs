@@ -55,9 +55,12 @@ impl IsolationChoice {
                 Isolation::None
             }
             SandboxMode::Auto => match pyslip_sandbox::probe_sandbox(&cache.tmp_dir()) {
-                Ok(()) => Isolation::Namespaces,
+                Ok(()) => {
+                    printer.note("sandbox namespaces: build steps run in the rootless sandbox (user namespaces and overlayfs work here)");
+                    Isolation::Namespaces
+                }
                 Err(err) => {
-                    let why = match err.hint() {
+                    let why = match err.remedy() {
                         Some(hint) => format!("{err}; to use it: {hint}"),
                         None => err.to_string(),
                     };
