@@ -175,7 +175,7 @@ impl Run<'_> {
                 None => ensure_uv(
                     cache_dir,
                     &format!("linux/{}", platform::host_arch()),
-                    &req.host_env,
+                    req.fetch,
                 )?,
             })
         } else {

@@ -48,4 +48,4 @@ pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
 pub use runner::Isolation;
 pub use store::{LayerKind, record_layer};
-pub use uv::{UV_VERSION, ensure_uv};
+pub use uv::{Fetch, UV_VERSION, ensure_uv};

@@ -30,22 +30,13 @@ pub struct PythonDist {
     pub direct_url: Option<String>,
 }
 
-/// PEP 503 normalisation: lowercase, every run of `-`, `_`, `.` becomes one `-`.
+/// PEP 503 normalisation (`Flask_Cors` → `flask-cors`), by `pep508_rs` as everywhere in pyslip; a
+/// name it rejects is only lowercased (metadata of an installed distribution is not ours to fix).
 pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut pending = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
-            pending = true;
-            continue;
-        }
-        if pending && !out.is_empty() {
-            out.push('-');
-        }
-        pending = false;
-        out.extend(c.to_lowercase());
-    }
-    out
+    use std::str::FromStr as _;
+    pep508_rs::PackageName::from_str(name.trim())
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| name.trim().to_lowercase())
 }
 
 /// Core metadata fields pyslip reads.

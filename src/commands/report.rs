@@ -325,18 +325,5 @@ fn short(digest: &Digest) -> String {
     format!("sha256:{}", &digest.hex()[..12])
 }
 
-/// `1536` → `1.5 KiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// `1536` → `1.5 KiB` (the plan's formatter: one for the whole program).
+pub use pyslip_plan::human_size;
