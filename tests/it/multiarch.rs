@@ -84,15 +84,19 @@ impl Running {
                 "host",
                 "-e",
                 &format!("PORT={port}"),
+                // One process: emulated imports outlast uvicorn's worker health check.
+                "-e",
+                "WEB_CONCURRENCY=1",
                 image,
             ],
         );
         Self { name }
     }
 
-    /// The `/healthz` reply; an emulated start may take long, so this waits up to 5 minutes.
+    /// The `/healthz` reply; an emulated start may take minutes on a busy machine, so this waits
+    /// up to 10.
     fn healthz(&self, port: u16) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             if let Some((status, body)) = http_get(port, "/healthz") {
                 assert_eq!(status, 200, "{body}");
@@ -326,11 +330,11 @@ fn two_platforms_into_oci_layout_and_tarball() {
         let inspected: Value =
             serde_json::from_str(&host("podman", &["image", "inspect", &local])).expect("json");
         assert_eq!(inspected[0]["Architecture"], arch, "{inspected}");
-        let want = platform_entry(&report, platform)["digest"]
+        // The image podman stored is that platform's: its id is the platform's config digest.
+        let config = platform_entry(&report, platform)["config"]
             .as_str()
-            .expect("digest")
-            .to_owned();
-        assert_eq!(inspected[0]["Digest"], want.as_str(), "{platform}");
+            .expect("config");
+        assert_eq!(inspected[0]["Id"], &config["sha256:".len()..], "{platform}");
         host("podman", &["rmi", "-f", &local]);
     }
     let loaded = host("podman", &["load", "-i", tar.to_str().expect("utf-8")]);
@@ -380,4 +384,98 @@ fn an_sdist_with_a_c_extension_fails_for_arm64_naming_it() {
     );
     assert!(hint.contains("wheel"), "{hint}");
     assert!(!out.exists(), "a failed build wrote {}", out.display());
+}
+
+/// Push an index named `name` in the test registry made of `(source image, arch)` entries.
+fn push_index(name: &str, entries: &[(&str, &str)]) -> String {
+    let list = format!("localhost/{}", unique_repo("mix-list"));
+    host("podman", &["manifest", "create", &list]);
+    for (source, arch) in entries {
+        host(
+            "podman",
+            &[
+                "manifest",
+                "add",
+                "--tls-verify=false",
+                "--arch",
+                arch,
+                &list,
+                &format!("docker://{source}"),
+            ],
+        );
+    }
+    let target = format!("{}/{}", env().registry, name);
+    host(
+        "podman",
+        &[
+            "manifest",
+            "push",
+            "--all",
+            "--tls-verify=false",
+            &list,
+            &format!("docker://{target}"),
+        ],
+    );
+    host("podman", &["manifest", "rm", &list]);
+    target
+}
+
+/// A base tag whose amd64 and arm64 images carry different Pythons cannot give a foreign
+/// platform's dependencies (the host's interpreter would install for the wrong Python); a base
+/// without this machine's platform cannot either. Both stop before any install, naming why.
+#[test]
+fn foreign_platforms_need_the_hosts_image_with_the_same_python() {
+    let work = Work::with_shared_cache();
+    let app = work.testdata("multiarch", "fastapi-native");
+    let registry = &env().registry;
+    let mixed = push_index(
+        &format!("{}:3.13-slim", unique_repo("mixed-python")),
+        &[
+            (&format!("{registry}/library/python:3.11-slim"), "amd64"),
+            (&format!("{registry}/library/python:3.13-slim"), "arm64"),
+        ],
+    );
+    let out = work.path().join("out.tar");
+    let out = out.to_str().expect("utf-8");
+    let app = app.to_str().expect("utf-8");
+    let run = work
+        .pyslip(&[
+            "build",
+            app,
+            "--base",
+            &mixed,
+            "--platform",
+            BOTH,
+            "--tar",
+            out,
+        ])
+        .failed();
+    let (error, hint) = run.error_and_hint();
+    assert!(
+        error.contains("PYTHON_VERSION 3.13") && error.contains("3.11"),
+        "{error}"
+    );
+    assert!(error.contains("linux/arm64"), "{error}");
+    assert!(hint.contains("same Python"), "{hint}");
+
+    let arm_only = push_index(
+        &format!("{}:3.13-slim", unique_repo("arm-only")),
+        &[(&format!("{registry}/library/python:3.13-slim"), "arm64")],
+    );
+    let run = work
+        .pyslip(&[
+            "build",
+            app,
+            "--base",
+            &arm_only,
+            "--platform",
+            "linux/arm64",
+            "--tar",
+            out,
+        ])
+        .failed();
+    let (error, hint) = run.error_and_hint();
+    assert!(error.contains("has no linux/amd64 image"), "{error}");
+    assert!(hint.contains("lists linux/amd64"), "{hint}");
+    assert!(!Path::new(out).exists(), "a failed build wrote {out}");
 }
