@@ -207,6 +207,7 @@ fn shown(value: Option<&str>) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
