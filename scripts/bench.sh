@@ -6,6 +6,7 @@
 #               warm package index cache"); buildah: as cold (its Containerfile has no cache mount)
 #   noop        rebuild of an unchanged app
 #   app-change  rebuild after a change to app code only
+# PYSLIP_BENCH_SCENARIOS picks some of them (default: all four).
 # Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
 # With SUITE `isolation`, pyslip in the namespace sandbox is compared with pyslip without
 # namespaces (`--sandbox none`) instead of buildah, same scenarios. With SUITE `multiarch`, pyslip
@@ -189,7 +190,7 @@ if [[ $suite == isolation ]]; then
 else
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
 fi
-for s in cold cold-pkgs noop app-change; do
+for s in ${PYSLIP_BENCH_SCENARIOS:-cold cold-pkgs noop app-change}; do
 	read -r pt pm < <(scenario "$s" pyslip)
 	read -r bt bm < <(scenario "$s" "$other")
 	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
