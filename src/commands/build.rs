@@ -139,12 +139,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             images.push(image);
             made_layers.push(new_layers);
         }
-        if let (Some(settings), Some(host)) = (&check_settings, bases.host_target()) {
-            let at = bases
-                .targets
-                .iter()
-                .position(|t| std::ptr::eq(t, host))
-                .unwrap_or(0);
+        if let (Some(settings), Some(at)) = (&check_settings, bases.host_target()) {
             let mut sandbox_layers: Vec<DepsLayer> = installed[at]
                 .iter()
                 .flat_map(|i| std::iter::once(&i.deps).chain(i.project.as_ref()))
@@ -152,7 +147,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 .collect();
             sandbox_layers.extend(statics.clone());
             let checked = check::CheckedImage {
-                base: &host.base,
+                base: &bases.targets[at].base,
                 layers: &sandbox_layers,
                 app: &app,
                 image: &images[at],
@@ -275,14 +270,7 @@ impl Ctx<'_> {
         let host = Platform::host();
         let made_for_host;
         let (root, host_installed) = match bases.host_target() {
-            Some(target) => {
-                let at = bases
-                    .targets
-                    .iter()
-                    .position(|t| std::ptr::eq(t, target))
-                    .unwrap_or(0);
-                (&target.base, installed[at].as_ref())
-            }
+            Some(at) => (&bases.targets[at].base, installed[at].as_ref()),
             None => {
                 let root = bases
                     .host

@@ -101,9 +101,9 @@ impl Bases {
         }
     }
 
-    /// The target that is this machine's platform, if the build makes one.
-    pub fn host_target(&self) -> Option<&Target> {
-        self.targets.iter().find(|t| is_host(&t.platform))
+    /// The position of the target that is this machine's platform, if the build makes one.
+    pub fn host_target(&self) -> Option<usize> {
+        self.targets.iter().position(|t| is_host(&t.platform))
     }
 }
 

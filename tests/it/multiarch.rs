@@ -479,3 +479,41 @@ fn foreign_platforms_need_the_hosts_image_with_the_same_python() {
     assert!(hint.contains("lists linux/amd64"), "{hint}");
     assert!(!Path::new(out).exists(), "a failed build wrote {out}");
 }
+
+/// Django (pure Python) for both platforms: collectstatic runs once and both images carry the
+/// same static and app blobs; the pure-Python dependency layers come out identical and share
+/// one digest.
+#[test]
+fn pure_python_django_shares_every_pyslip_layer_across_platforms() {
+    let work = Work::with_shared_cache();
+    let app = work.app("django");
+    let layout = work.path().join("layout");
+    let report = work
+        .build(
+            &app,
+            &[
+                "--platform",
+                BOTH,
+                "--json",
+                "--oci-layout",
+                layout.to_str().expect("utf-8"),
+            ],
+        )
+        .ok()
+        .json();
+    let (amd, arm) = (
+        platform_entry(&report, "linux/amd64"),
+        platform_entry(&report, "linux/arm64"),
+    );
+    for origin in ["deps", "static", "app"] {
+        assert_eq!(
+            layer_digest(amd, origin),
+            layer_digest(arm, origin),
+            "{origin}: {report}"
+        );
+    }
+    assert_ne!(
+        amd["digest"], arm["digest"],
+        "the base layers differ: {report}"
+    );
+}
