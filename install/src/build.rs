@@ -176,7 +176,7 @@ impl Run<'_> {
                 None => ensure_uv(
                     cache_dir,
                     &format!("linux/{}", platform::host_arch()),
-                    &req.host_env,
+                    req.fetch,
                 )?,
             })
         } else {

@@ -87,19 +87,9 @@ pub enum InstallError {
         version: &'static str,
         /// The wheel's URL.
         url: &'static str,
-        /// The HTTP error.
+        /// The download's error (HTTP, proxy, TLS, digest).
         #[source]
-        source: Box<ureq::Error>,
-    },
-    /// The downloaded uv wheel did not have the pinned sha256.
-    #[error("uv wheel from {url} has sha256 {actual}, expected {expected}")]
-    UvChecksum {
-        /// The wheel's URL.
-        url: &'static str,
-        /// Pinned hash.
-        expected: &'static str,
-        /// Hash of what was downloaded.
-        actual: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The uv wheel could not be unpacked.
     #[error("cannot extract the uv binary from its wheel")]

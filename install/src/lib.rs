@@ -47,4 +47,4 @@ pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
 pub use runner::Isolation;
-pub use uv::{UV_VERSION, ensure_uv};
+pub use uv::{Fetch, UV_VERSION, ensure_uv};

@@ -30,6 +30,8 @@ pub struct DepsRequest<'a> {
     pub mtime: u64,
     /// The build's environment; `PIP_*`, `UV_*`, proxy and CA settings are taken from it.
     pub host_env: Vec<(String, String)>,
+    /// Downloads the pinned uv when it is not in the cache yet.
+    pub fetch: &'a dyn crate::uv::Fetch,
     /// Whether the installer runs in the namespace sandbox or for the root from the host (the
     /// layer's bytes are the same either way).
     pub isolation: Isolation,

@@ -5,12 +5,9 @@
 //! binary into `<cache>/tools-v1/uv-<version>-<arch>/uv` atomically. The binary is bind-mounted
 //! read-only into the sandbox and never lands in a layer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use sha2::{Digest as _, Sha256};
 
 use crate::error::InstallError;
 
@@ -46,13 +43,27 @@ fn cache_err(e: io::Error) -> InstallError {
     InstallError::Cache(e)
 }
 
+/// Downloads a URL into a file, through the program's one HTTP stack (the registry client's
+/// proxies, CA roots and retries). The body must hash to `sha256` and be at most `max_bytes`
+/// long; otherwise the call fails and leaves nothing at `dest`.
+pub trait Fetch: Sync + std::fmt::Debug {
+    /// Fetch `url` into `dest`.
+    fn fetch(
+        &self,
+        url: &str,
+        dest: &Path,
+        sha256: &str,
+        max_bytes: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// Returns the path of the pinned uv for `platform` (`linux/amd64`, `linux/arm64`), downloading
-/// and verifying it into `<cache_dir>/tools-v1` when it is not there yet. `host_env` supplies
-/// `SSL_CERT_FILE` and `HTTPS_PROXY` for the download.
+/// it with `fetch` (which verifies the pinned sha256) and extracting it into
+/// `<cache_dir>/tools-v1` when it is not there yet.
 pub fn ensure_uv(
     cache_dir: &Path,
     platform: &str,
-    host_env: &[(String, String)],
+    fetch: &dyn Fetch,
 ) -> Result<PathBuf, InstallError> {
     let arch = platform.rsplit('/').next().unwrap_or(platform);
     let arch = match arch {
@@ -75,18 +86,19 @@ pub fn ensure_uv(
     let tmp_dir = cache_dir.join("tmp");
     fs_err::create_dir_all(&tmp_dir).map_err(cache_err)?;
 
-    let mut wheel =
+    let wheel =
         pyslip_lifecycle::scratch::temp_file_in(&tmp_dir, ".uv-wheel-").map_err(cache_err)?;
-    let actual = download(pinned.url, host_env, wheel.as_file_mut())?;
-    if actual != pinned.sha256 {
-        return Err(InstallError::UvChecksum {
+    fetch
+        .fetch(pinned.url, wheel.path(), pinned.sha256, MAX_WHEEL)
+        .map_err(|source| InstallError::UvDownload {
+            version: UV_VERSION,
             url: pinned.url,
-            expected: pinned.sha256,
-            actual,
-        });
-    }
+            source,
+        })?;
     let mut archive =
-        zip::ZipArchive::new(wheel.reopen().map_err(cache_err)?).map_err(InstallError::UvWheel)?;
+        // By path: the fetch replaces the file (temp + rename), so `reopen` would refuse it.
+        zip::ZipArchive::new(fs_err::File::open(wheel.path()).map_err(cache_err)?)
+            .map_err(InstallError::UvWheel)?;
     let name = format!("uv-{UV_VERSION}.data/scripts/uv");
     let mut entry = archive.by_name(&name).map_err(InstallError::UvWheel)?;
     let mut out = tempfile::Builder::new()
@@ -110,75 +122,4 @@ pub fn ensure_uv(
         .persist(&binary)
         .map_err(|e| cache_err(e.error))?;
     Ok(binary)
-}
-
-/// Downloads `url` into `out`, returning the hex sha256 of what was written.
-fn download(
-    url: &'static str,
-    host_env: &[(String, String)],
-    out: &mut std::fs::File,
-) -> Result<String, InstallError> {
-    let get = |name: &str| {
-        host_env
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let http_err = |e: ureq::Error| InstallError::UvDownload {
-        version: UV_VERSION,
-        url,
-        source: Box::new(e),
-    };
-    let ca_file =
-        get("SSL_CERT_FILE").unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".to_owned());
-    let roots = match fs_err::read(&ca_file) {
-        Ok(pem) => {
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                ureq::tls::RootCerts::WebPki
-            } else {
-                ureq::tls::RootCerts::new_with_certs(&certs)
-            }
-        }
-        Err(_) => ureq::tls::RootCerts::WebPki,
-    };
-    let proxy = get("HTTPS_PROXY")
-        .or_else(|| get("ALL_PROXY"))
-        .map(|p| ureq::Proxy::new(&p))
-        .transpose()
-        .map_err(http_err)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
-        .proxy(proxy)
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().map_err(http_err)?;
-    let mut reader = response.body_mut().with_config().limit(MAX_WHEEL).reader();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| http_err(ureq::Error::Io(e)))?;
-        if n == 0 {
-            break;
-        }
-        let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
-        out.write_all(chunk).map_err(cache_err)?;
-    }
-    out.flush().map_err(cache_err)?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

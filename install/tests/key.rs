@@ -26,6 +26,7 @@ fn key(project: &Path, env: &[(&str, &str)]) -> String {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        fetch: &NoFetch,
         isolation: Isolation::Namespaces,
     };
     cache_key(&req).unwrap()
@@ -141,4 +142,20 @@ fn credentials_and_pip_configuration_files_are_not_keyed() {
             ]
         )
     );
+}
+
+/// The key never downloads anything.
+#[derive(Debug)]
+struct NoFetch;
+
+impl pyslip_install::Fetch for NoFetch {
+    fn fetch(
+        &self,
+        url: &str,
+        _: &Path,
+        _: &str,
+        _: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("the cache key must not download {url}").into())
+    }
 }

@@ -44,10 +44,10 @@ impl Blocker {
                 "run `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or add an AppArmor profile granting `userns` to pyslip"
             }
             Blocker::Seccomp => {
-                "inside Docker run with `--security-opt seccomp=unconfined` (or a profile allowing unshare/clone with namespace flags), or use a CI runner that permits user namespaces"
+                "run the job's container with `--security-opt seccomp=unconfined` (a Kubernetes pod: `securityContext.seccompProfile.type: Unconfined`), or a profile allowing unshare/clone with namespace flags"
             }
             Blocker::RootlessOverlay => {
-                "use Linux 5.12 or newer (mount_setattr; overlay userxattr needs 5.11) and keep pyslip's cache on a filesystem with user xattrs (ext4, xfs, btrfs; tmpfs needs Linux 6.6)"
+                "keep pyslip's cache (`XDG_CACHE_HOME`) on a file system with user xattrs (ext4, xfs, btrfs; tmpfs needs Linux 6.6) — not on an overlay file system such as a container's own root: use a volume (a pod's emptyDir) — on Linux 5.12 or newer"
             }
         }
     }
@@ -114,10 +114,22 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// What to change so the sandbox works here (for a host that blocks it), without the
+    /// alternative of building without namespaces.
+    pub fn remedy(&self) -> Option<String> {
+        match self {
+            SandboxError::Unavailable { blocker, .. } => Some(blocker.fix().to_owned()),
+            _ => self.hint(),
+        }
+    }
+
     /// An actionable hint for the user, printed by the binary as a `hint:` line.
     pub fn hint(&self) -> Option<String> {
         match self {
-            SandboxError::Unavailable { blocker, .. } => Some(blocker.fix().to_owned()),
+            SandboxError::Unavailable { blocker, .. } => Some(format!(
+                "{}; or build without namespaces: --sandbox none (--sandbox auto picks it by itself)",
+                blocker.fix()
+            )),
             SandboxError::BindSource { source, .. } if source.raw_os_error() == Some(libc::ELOOP) => {
                 Some("bind mount sources must not contain symlinks; canonicalize trusted host paths first, and clear the cache directory if a build planted a symlink there".to_owned())
             }

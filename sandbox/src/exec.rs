@@ -67,6 +67,26 @@ fn run_step<S: Syscall>(
             let at = entry(sys, root, target, index, on_created)?;
             sys.attach(&mount, &at)
         }
+        Step::MountProc {
+            slot,
+            attrs,
+            target,
+        } => {
+            let root = root.as_ref().ok_or(Errno::INVAL)?;
+            let source = slots.get_mut(*slot).and_then(Option::take);
+            let mount = match sys.new_fs(c"proc", &[], *attrs) {
+                Ok(mount) => mount,
+                // EPERM: the kernel's "mount too revealing" check (masked /proc of a container).
+                Err(Errno::PERM | Errno::ACCESS) => {
+                    let mount = sys.clone_tree_recursive(&source.ok_or(Errno::INVAL)?)?;
+                    sys.set_attrs(&mount, *attrs)?;
+                    mount
+                }
+                Err(e) => return Err(e),
+            };
+            let at = entry(sys, root, target, index, on_created)?;
+            sys.attach(&mount, &at)
+        }
         Step::OpenSource { slot, path, follow } => {
             let fd = sys.open_source(path, *follow)?;
             *slots.get_mut(*slot).ok_or(Errno::INVAL)? = Some(fd);
@@ -245,7 +265,9 @@ mod tests {
         let created: Vec<String> = created
             .iter()
             .map(|&(step, len)| match &plan.steps[step] {
-                Step::Bind { target, .. } | Step::MountFs { target, .. } => target.prefix(len),
+                Step::Bind { target, .. }
+                | Step::MountFs { target, .. }
+                | Step::MountProc { target, .. } => target.prefix(len),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
@@ -300,6 +322,31 @@ mod tests {
             plan.steps[err.step].describe(),
             "mount the overlay root filesystem"
         );
+    }
+
+    #[test]
+    fn refused_fresh_proc_falls_back_to_a_recursive_bind_of_the_hosts() {
+        let plan = Plan::build(&sandbox(), 1000, 1000, &host()).unwrap();
+        let fake = FakeSys::with_root_entries(&["proc", "dev", "tmp", "etc", "root"]);
+        fake.fail("fs proc", Errno::PERM);
+        execute(&plan.steps, &fake, &mut slots(&plan), &mut |_, _| {}).unwrap();
+        let log = fake.log();
+        let pos = |needle: &str| {
+            log.iter()
+                .position(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} not in {log:#?}"))
+        };
+        assert!(pos("open-source /proc follow") < pos("fs overlay"));
+        assert!(pos("clone-tree-recursive src:/proc") > pos("fs proc"));
+        assert!(pos("setattr tree:/proc NOSUID|NODEV|NOEXEC") > pos("clone-tree-recursive"));
+        assert!(pos("attach tree:/proc -> root/proc") > pos("setattr tree:/proc"));
+
+        // Any other failure of the fresh procfs is not papered over.
+        let fake = FakeSys::with_root_entries(&["proc", "dev", "tmp", "etc", "root"]);
+        fake.fail("fs proc", Errno::NODEV);
+        let err = execute(&plan.steps, &fake, &mut slots(&plan), &mut |_, _| {}).unwrap_err();
+        assert_eq!(err.errno, Errno::NODEV);
+        assert_eq!(plan.steps[err.step].describe(), "mount proc on /proc");
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl Syscall for FakeSys {
         Ok(format!("tree:{}", source.trim_start_matches("src:")))
     }
 
+    fn clone_tree_recursive(&self, source: &String) -> Result<String, Errno> {
+        self.call(format!("clone-tree-recursive {source}"))?;
+        Ok(format!("tree:{}", source.trim_start_matches("src:")))
+    }
+
     fn set_attrs(&self, mount: &String, attrs: MountAttrFlags) -> Result<(), Errno> {
         self.call(format!("setattr {mount} {}", attrs_text(attrs)))
     }

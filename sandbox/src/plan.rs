@@ -120,6 +120,14 @@ pub(crate) enum Step {
         path: CString,
         follow: bool,
     },
+    /// Mount a fresh procfs at `/proc`; where the kernel refuses one (a container runtime masks
+    /// parts of its `/proc`, and a new procfs would reveal them), bind the host's `/proc`
+    /// opened into `slot` instead, recursively so the runtime's masks come along.
+    MountProc {
+        slot: usize,
+        attrs: MountAttrFlags,
+        target: Target,
+    },
     /// Bind-mount the source opened into `slot` at a target inside the root.
     Bind {
         slot: usize,
@@ -146,6 +154,8 @@ impl Step {
             // The first use of CAP_SYS_ADMIN in the new namespace: AppArmor's userns restriction
             // shows up here rather than at unshare.
             Step::MakePrivate => Stage::UserNamespace,
+            // The first call a container's seccomp profile may refuse in the new namespaces.
+            Step::SetHostname(_) => Stage::UserNamespace,
             Step::MountRoot { .. } => Stage::Overlay,
             _ => Stage::Mount,
         }
@@ -165,6 +175,7 @@ impl Step {
             Step::MountFs { fstype, target, .. } => {
                 format!("mount {} on {}", fstype.to_string_lossy(), target.path)
             }
+            Step::MountProc { target, .. } => format!("mount proc on {}", target.path),
             Step::OpenSource { path, .. } => {
                 format!("open bind source {}", path.to_string_lossy())
             }
@@ -377,13 +388,19 @@ impl Plan {
                 follow: *follow,
             });
         }
+        // The slot after the binds: the host's /proc, the fallback of a refused fresh procfs.
+        let proc_slot = binds.len();
+        steps.push(Step::OpenSource {
+            slot: proc_slot,
+            path: c"/proc".to_owned(),
+            follow: true,
+        });
 
         steps.push(Step::MountRoot {
             options: overlay_options(&sandbox.lower, &sandbox.upper, &sandbox.work)?,
         });
-        steps.push(Step::MountFs {
-            fstype: c"proc",
-            options: vec![],
+        steps.push(Step::MountProc {
+            slot: proc_slot,
             attrs: nosuid_nodev | MountAttrFlags::MOUNT_ATTR_NOEXEC,
             target: Target::parse("/proc", Kind::Dir)?,
         });
@@ -412,7 +429,7 @@ impl Plan {
                 target: Target::parse(path, Kind::Dir)?,
             });
         }
-        let slots = binds.len();
+        let slots = binds.len() + 1;
         for (slot, (_, _, attrs, target)) in binds.into_iter().enumerate() {
             steps.push(Step::Bind {
                 slot,

@@ -96,9 +96,11 @@ impl Sandbox {
             .created
             .iter()
             .filter_map(|&(step, len)| match plan.steps.get(step as usize) {
-                Some(Step::Bind { target, .. } | Step::MountFs { target, .. }) => {
-                    Some(target.prefix(len as usize))
-                }
+                Some(
+                    Step::Bind { target, .. }
+                    | Step::MountFs { target, .. }
+                    | Step::MountProc { target, .. },
+                ) => Some(target.prefix(len as usize)),
                 _ => None,
             })
             .collect();

@@ -55,6 +55,8 @@ pub(crate) trait Syscall {
     fn open_source(&self, path: &CStr, follow: bool) -> Result<Self::Fd, Errno>;
     /// `open_tree(OPEN_TREE_CLONE)` of an opened source: a detached bind mount.
     fn clone_tree(&self, source: &Self::Fd) -> Result<Self::Fd, Errno>;
+    /// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`: the source with every mount below it.
+    fn clone_tree_recursive(&self, source: &Self::Fd) -> Result<Self::Fd, Errno>;
     /// `mount_setattr` on a detached mount.
     fn set_attrs(&self, mount: &Self::Fd, attrs: MountAttrFlags) -> Result<(), Errno>;
     /// `move_mount` a detached mount onto an `O_PATH` fd.
@@ -157,6 +159,17 @@ impl Syscall for Linux {
             OpenTreeFlags::OPEN_TREE_CLONE
                 | OpenTreeFlags::OPEN_TREE_CLOEXEC
                 | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+    }
+
+    fn clone_tree_recursive(&self, source: &OwnedFd) -> Result<OwnedFd, Errno> {
+        rustix::mount::open_tree(
+            source,
+            c"",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
         )
     }
 

@@ -55,9 +55,12 @@ impl IsolationChoice {
                 Isolation::None
             }
             SandboxMode::Auto => match pyslip_sandbox::probe_sandbox(&cache.tmp_dir()) {
-                Ok(()) => Isolation::Namespaces,
+                Ok(()) => {
+                    printer.note("sandbox namespaces: build steps run in the rootless sandbox (user namespaces and overlayfs work here)");
+                    Isolation::Namespaces
+                }
                 Err(err) => {
-                    let why = match err.hint() {
+                    let why = match err.remedy() {
                         Some(hint) => format!("{err}; to use it: {hint}"),
                         None => err.to_string(),
                     };
@@ -80,6 +83,39 @@ pub struct Installed {
     pub project: Option<DepsLayer>,
 }
 
+/// The install crate's downloads (the pinned uv) go through the registry client: one HTTP stack
+/// with its proxies (`NO_PROXY` included), CA roots, retries and digest check.
+struct ClientFetch<'a> {
+    client: &'a Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for ClientFetch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientFetch")
+    }
+}
+
+impl pyslip_install::Fetch for ClientFetch<'_> {
+    fn fetch(
+        &self,
+        url: &str,
+        dest: &Path,
+        sha256: &str,
+        max_bytes: u64,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let url = pyslip_registry::Url::parse(url)?;
+        let digest = layers::Digest::parse(&format!("sha256:{sha256}"))?;
+        // Called from the install's blocking section (`block_in_place`), so blocking on the
+        // runtime here is allowed.
+        self.runtime.block_on(
+            self.client
+                .fetch_url_verified(&url, dest, &digest, max_bytes),
+        )?;
+        Ok(())
+    }
+}
+
 /// Make or reuse the dependency (and project) layers for `plan`.
 ///
 /// Cache hits need neither the base layers nor the sandbox; only a miss downloads and unpacks
@@ -94,6 +130,10 @@ pub async fn layers(
 ) -> Result<Installed> {
     let platform = settings.platform.to_string();
     let expected_root = base::root_path(cache, base)?;
+    let fetch = ClientFetch {
+        client,
+        runtime: tokio::runtime::Handle::current(),
+    };
     let mut req = DepsRequest {
         project_dir: settings.project_dir,
         plan,
@@ -105,6 +145,7 @@ pub async fn layers(
         no_cache: settings.no_cache,
         mtime: settings.mtime,
         host_env: std::env::vars().collect(),
+        fetch: &fetch,
         isolation: Isolation::Namespaces,
     };
     let wants_project = pyslip_install::has_project_layer(&req)?;

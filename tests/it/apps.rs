@@ -1,6 +1,7 @@
 //! Every `testdata/apps/` app builds (its dependencies installed by the real
-//! installer in the rootless sandbox), runs under podman and answers its route; locked apps hold
-//! exactly their locked versions. The builds share one cache, concurrently.
+//! installer in the rootless sandbox), passes the boot check (`--check`, at its `expect.json`
+//! path), runs under podman and answers its route; locked apps hold exactly their locked
+//! versions. The builds share one cache, concurrently.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +33,30 @@ fn build_and_start_dir(
     let mut args = vec!["build", dir_arg, "--base-repo", &repo];
     args.extend_from_slice(&["-t", image.as_str(), "--push", "--json"]);
     args.extend_from_slice(extra);
+    // The boot check of every app, at its route (a worker: still running after a while); a
+    // generous timeout, as the suite's builds run at once on a small machine.
+    let expect: Value = std::fs::read(dir.join("expect.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).expect("expect.json"))
+        .unwrap_or_default();
+    let check_path = expect["path"].as_str().map(str::to_owned);
+    args.extend_from_slice(&["--check", "--check-timeout", "180"]);
+    if let Some(path) = &check_path {
+        args.extend_from_slice(&["--check-path", path]);
+    }
     let report = work.pyslip_umask("077", &args).ok().json();
+    assert_eq!(
+        report["check"]["passed"], true,
+        "{name}: {}",
+        report["check"]
+    );
+    if check_path.is_some() {
+        assert_eq!(
+            report["check"]["status"].as_u64(),
+            Some(expect["status"].as_u64().unwrap_or(200)),
+            "{name}: {}",
+            report["check"]
+        );
+    }
     let has_deps = report["layers"]
         .as_array()
         .expect("layers")
@@ -424,7 +448,20 @@ fn unpinned_python_follows_the_wheels_of_the_pins() {
     let work = Work::with_shared_cache();
     let dir = work.app("numpy-pinned");
     let image = format!("{}/{}:1", env().registry, unique_repo("numpy-pinned"));
-    let run = work.build(&dir, &["-t", &image, "--push"]).ok();
+    let run = work
+        .build(
+            &dir,
+            &[
+                "-t",
+                &image,
+                "--push",
+                "--check",
+                "--check-path",
+                "/healthz",
+            ],
+        )
+        .ok();
+    assert!(run.stderr.contains("check   passed"), "{}", run.stderr);
     assert!(
         run.stderr
             .contains("python  3.13 [requirements.txt:3: numpy==2.2.6 has no wheels for 3.14]"),

@@ -79,13 +79,34 @@ pub struct Work {
 
 /// A cache dir shared by every test of this process that asks for it (concurrent builds sharing
 /// one cache is a supported case), owned by the test user.
+const SHARED_CACHE_PREFIX: &str = "/tmp/pyslip-it-shared-cache-";
+
+/// Shared caches of test processes that are gone (up to a GiB each): removed, so repeated runs
+/// do not fill the disk. A live process's cache is left alone.
+fn remove_dead_shared_caches() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&SHARED_CACHE_PREFIX["/tmp/".len()..]))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn shared_cache() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(format!(
-            "/tmp/pyslip-it-shared-cache-{}",
-            std::process::id()
-        ));
+        remove_dead_shared_caches();
+        let dir = PathBuf::from(format!("{SHARED_CACHE_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("shared cache dir");
         if running_as_root() {
             let status = Command::new("chown")

@@ -244,6 +244,7 @@ impl Build {
             no_cache: self.no_cache,
             mtime: 0,
             host_env: self.env.clone(),
+            fetch: &RegistryFetch,
             isolation: self.isolation,
         }
     }
@@ -369,4 +370,27 @@ pub fn tempdir() -> tempfile::TempDir {
         .prefix("pyslip-install")
         .tempdir()
         .unwrap()
+}
+
+/// Downloads through the registry client, as the binary does.
+#[derive(Debug)]
+pub struct RegistryFetch;
+
+impl pyslip_install::Fetch for RegistryFetch {
+    fn fetch(
+        &self,
+        url: &str,
+        dest: &Path,
+        sha256: &str,
+        max_bytes: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = pyslip_registry::Client::new(pyslip_registry::ClientConfig::default())?;
+        let url = pyslip_registry::Url::parse(url)?;
+        let digest = Digest::parse(&format!("sha256:{sha256}"))?;
+        runtime.block_on(client.fetch_url_verified(&url, dest, &digest, max_bytes))?;
+        Ok(())
+    }
 }
