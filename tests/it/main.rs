@@ -11,6 +11,7 @@ mod disk;
 mod errors;
 mod interrupt;
 mod layout;
+mod multiarch;
 mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
