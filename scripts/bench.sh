@@ -6,9 +6,12 @@
 #               warm package index cache"); buildah: as cold (its Containerfile has no cache mount)
 #   noop        rebuild of an unchanged app
 #   app-change  rebuild after a change to app code only
+# PYSLIP_BENCH_SCENARIOS picks some of them (default: all four).
 # Prints the median wall time per scenario, the pyslip/buildah ratio, and peak memory (RSS).
 # With SUITE `isolation`, pyslip in the namespace sandbox is compared with pyslip without
-# namespaces (`--sandbox none`) instead of buildah, same scenarios.
+# namespaces (`--sandbox none`) instead of buildah, same scenarios. With SUITE `multiarch`, pyslip
+# builds linux/amd64 and linux/arm64 in one command (no emulation) and buildah builds only
+# linux/arm64 under QEMU (binfmt), Python 3.13 (the fixture with an arm64 image).
 # With SUITE `ci-fresh`, one scenario: a fresh CI runner rebuilding an unchanged app with a warm
 # registry cache — pyslip with an empty cache dir and `--cache-repo`, buildah with fresh storage
 # and `bud --layers --cache-from/--cache-to` (both caches in the loopback registry, warmed first).
@@ -17,8 +20,9 @@
 # clean-up rather than the builder.
 #
 #   sudo bash scripts/bench.sh [APP] [RUNS] [SUITE]
-#     APP: a folder of testdata/apps (default stdlib); SUITE: buildah (default), isolation or
-#     ci-fresh. PYSLIP_BENCH_BIN=PATH times that binary (else a release build is made).
+#     APP: a folder of testdata/apps, or GROUP/NAME of testdata (default stdlib; for multiarch
+#     multiarch/fastapi-native); SUITE: buildah (default), isolation, multiarch or ci-fresh.
+#     PYSLIP_BENCH_BIN=PATH times that binary (else a release build is made).
 #
 # Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
 # isolation, as it must run without root), build from the same base image in the same registry,
@@ -26,15 +30,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-app=${1:-stdlib}
-runs=${2:-5}
 suite=${3:-buildah}
+app=${1:-$([[ $suite == multiarch ]] && echo multiarch/fastapi-native || echo stdlib)}
+runs=${2:-5}
+# pyslip's --platform and buildah's; empty: this machine's.
+pyslip_platform='' buildah_platform=''
 case $suite in
 buildah) other=buildah ;;
 isolation) other=nons ;;
 ci-fresh) other=buildah ;;
-*) echo "unknown suite $suite (buildah, isolation, ci-fresh)" >&2; exit 2 ;;
+multiarch)
+	other=buildah pyslip_platform=linux/amd64,linux/arm64 buildah_platform=linux/arm64
+	PYSLIP_BENCH_PYTHON=${PYSLIP_BENCH_PYTHON:-3.13}
+	;;
+*) echo "unknown suite $suite (buildah, isolation, multiarch, ci-fresh)" >&2; exit 2 ;;
 esac
+app_dir=testdata/apps/$app
+[[ -d $app_dir ]] || app_dir=testdata/$app
 [[ $(id -u) -eq 0 ]] || { echo "run as root (it sets up the test environment)" >&2; exit 1; }
 bash scripts/test-env.sh >/dev/null
 # shellcheck disable=SC1091
@@ -50,7 +62,7 @@ user=$PYSLIP_TEST_USER
 work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 install -m 0755 "$bin" "$work/pyslip"
-cp -r "testdata/apps/$app" "$work/app"
+cp -r "$app_dir" "$work/app"
 mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0" "$work/nons-cache-0"
 echo 0 >"$work/gen-pyslip"
 echo 0 >"$work/gen-buildah"
@@ -96,7 +108,8 @@ chown "$user:" "$work/Containerfile"
 pyslip_build() {
 	as_user "$work/pyslip" build "$work/app" --python "$python" \
 		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push \
-		--sandbox "${SANDBOX:-namespaces}" ${ci_cache:+--cache-repo "$ci_cache-pyslip"}
+		--sandbox "${SANDBOX:-namespaces}" ${ci_cache:+--cache-repo "$ci_cache-pyslip"} \
+		${pyslip_platform:+--platform "$pyslip_platform"}
 }
 # pyslip without namespaces, with caches of its own.
 nons_build() { CACHE_PREFIX=nons- GEN=nons SANDBOX=none pyslip_build; }
@@ -109,6 +122,7 @@ buildah_build() {
 	# shellcheck disable=SC2046
 	buildah_ bud --isolation chroot --tls-verify=false -q \
 		$([[ -n $ci_cache ]] && echo --layers --cache-from "$ci_cache-buildah" --cache-to "$ci_cache-buildah") \
+		${buildah_platform:+--platform "$buildah_platform"} \
 		--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro" \
 		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
 		buildah_ push --tls-verify=false -q "$repo:buildah" >/dev/null
@@ -187,14 +201,14 @@ scenario() {
 
 export -f as_user pyslip_build nons_build buildah_ buildah_build next_gen reset_pyslip \
 	reset_pyslip_pkgs reset_nons reset_nons_pkgs reset_buildah reset_buildah_pkgs touch_app
-export work user python base repo ca ci_cache PYSLIP_TEST_REGISTRY
-printf 'app: testdata/apps/%s, %s runs per scenario, base %s\n' "$app" "$runs" "$base"
+export work user python base repo ca ci_cache PYSLIP_TEST_REGISTRY pyslip_platform buildah_platform
+printf 'app: %s, %s runs per scenario, base %s\n' "$app_dir" "$runs" "$base"
 if [[ $suite == isolation ]]; then
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario sandbox_s none_s ratio sandbox_rss none_rss
 else
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
 fi
-scenarios="cold cold-pkgs noop app-change"
+scenarios=${PYSLIP_BENCH_SCENARIOS:-cold cold-pkgs noop app-change}
 [[ $suite == ci-fresh ]] && scenarios=ci-fresh
 for s in $scenarios; do
 	read -r pt pm < <(scenario "$s" pyslip)

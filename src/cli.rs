@@ -121,8 +121,9 @@ pub struct BuildArgs {
     /// Write (or add to) an OCI image layout directory.
     #[arg(long = "oci-layout", value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
-    /// Target platform of the base image (default: this machine's, e.g. linux/amd64).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    /// Target platform(s): OS/ARCH[/VARIANT], a comma list (one image each, under an index), or
+    /// `all` (every linux platform of the base index); default: this machine's, e.g. linux/amd64.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]|all")]
     pub platform: Option<String>,
     /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
@@ -180,7 +181,7 @@ pub struct InspectArgs {
     #[arg(value_name = "REF|LAYOUT-DIR")]
     pub target: String,
     /// Platform to pick from a multi-platform image (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]|all")]
     pub platform: Option<String>,
     /// Registry host to speak plain HTTP / unverified TLS to (repeatable; loopback is implied).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]

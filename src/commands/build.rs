@@ -1,28 +1,39 @@
-//! `pyslip build`: plan → base → layers → config → outputs.
+//! `pyslip build`: plan → base → layers → config → outputs, for one platform or several (one
+//! image each under an index).
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use layers::{LayerOptions, WrittenLayer};
-use pyslip_registry::{Client, ClientConfig, Platform, Reference};
+use pyslip_image::{Artifact, BlobRef, Image, LayerOrigin, NewLayer};
+use pyslip_install::{DepsLayer, LayerKind, StaticLayer};
+use pyslip_plan::BuildPlan;
+use pyslip_registry::{Client, ClientConfig, Platform, PulledImage, Reference};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
-use crate::commands::cache_repo::Reuse;
+use crate::commands::cache_repo::{self, CacheRepo, Reuse};
+use crate::commands::deps::{Installed, IsolationChoice};
 use crate::commands::outputs::Requested;
+use crate::commands::platforms::{Bases, PlatformSpec, Target};
+use crate::commands::report::Printer;
 use crate::commands::{
-    app_layer, cache_repo, check, deps, layer_inputs, outputs, plan_overrides, python_choice,
-    report, sbom,
+    UserError, app_layer, check, deps, layer_inputs, outputs, plan_overrides, platforms,
+    python_choice, report, sbom,
 };
-use pyslip_image::{Artifact, BlobRef, LayerOrigin, NewLayer};
-use pyslip_install::LayerKind;
 
 /// Run `pyslip build`.
 pub fn run(args: BuildArgs) -> Result<()> {
     let requested = Requested::from_args(&args)?;
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p).with_context(|| format!("--platform {p}"))?,
-        None => Platform::host(),
-    };
+    let spec = PlatformSpec::parse(args.platform.as_deref())?;
     let sbom_request = sbom::SbomRequest::from_args(&args)?;
+    if sbom_request.is_some() && spec.may_be_several() {
+        return Err(UserError::new(
+            "--sbom describes one image; this build makes one per platform",
+            "build with a single --platform to write an SBOM",
+        )
+        .into());
+    }
     let mut output_paths = requested.paths();
     output_paths.extend(sbom_request.as_ref().map(|s| s.path.clone()));
     let overrides = plan_overrides(&args.plan, output_paths)?;
@@ -36,7 +47,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let cache = Cache::open_default()?;
     // Leftovers of killed builds go while this one runs; waited for when `run` returns.
     let _sweep = cache.sweep_in_background();
-    let isolation = deps::IsolationChoice::new(args.sandbox);
+    let isolation = IsolationChoice::new(args.sandbox);
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = pyslip_image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
@@ -49,7 +60,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         ..ClientConfig::default()
     };
     let client = Client::new(client_config.clone())?;
-    let cache_repo = cache_repo::CacheRepo::from_settings(
+    let cache_repo = CacheRepo::from_settings(
         args.cache_repo.as_deref(),
         plan.cache_repo.as_ref(),
         args.cache_repo_readonly,
@@ -66,168 +77,98 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         // A Python the pins can install (the plan may be refined from package-index data).
-        let (refined, notes) =
-            python_choice::refine(&client, &cache, &dir, &overrides, plan, &platform).await?;
+        let (refined, notes) = python_choice::refine(
+            &client,
+            &cache,
+            &dir,
+            &overrides,
+            plan,
+            &spec.first_or_host(),
+        )
+        .await?;
         notes.iter().for_each(|note| printer.warn(note));
         refined.changed.iter().for_each(|line| printer.note(line));
         let plan = refined.plan;
         let base_ref = Reference::parse(&plan.base.value)
             .with_context(|| format!("base image {}", plan.base.value))?;
-        printer.step(&format!("resolving {base_ref}"));
-        let pulled = client
-            .pull_image(&base_ref, &platform)
-            .await
-            .with_context(|| format!("resolving base image {base_ref}"))?;
-        printer.base(&base_ref, &pulled.digest, pulled.layers.len());
+        let bases = platforms::resolve(&client, &base_ref, &spec, &printer).await?;
+        if sbom_request.is_some() && bases.targets.len() > 1 {
+            return Err(UserError::new(
+                "--sbom describes one image; --platform all found several in the base index",
+                "build with a single --platform to write an SBOM",
+            )
+            .into());
+        }
+        if check_settings.is_some() && bases.host_target().is_none() {
+            return Err(UserError::new(
+                format!(
+                    "--check starts the image on this machine, and the build makes no {} image",
+                    Platform::host()
+                ),
+                "add this machine's platform to --platform, or leave out --check",
+            )
+            .into());
+        }
+        let ctx = Ctx {
+            client: &client,
+            cache: &cache,
+            plan: &plan,
+            dir: &dir,
+            args: &args,
+            printer: &printer,
+            isolation: &isolation,
+            mtime,
+            cache_repo: cache_repo.as_ref(),
+            needs_bytes,
+        };
 
-        // The app layer is written while the dependency layer is made (or looked up).
+        // The app layer is written while the dependency layers are made (or looked up).
         let app_task = {
-            let cache = cache.clone();
-            let plan = plan.clone();
-            let dir = dir.clone();
+            let (cache, plan, dir) = (cache.clone(), plan.clone(), dir.clone());
             tokio::task::spawn_blocking(move || {
                 app_layer::write(&cache, &dir, &plan, &LayerOptions { mtime })
             })
         };
-        let mut new_layers = Vec::new();
-        // pyslip's layers below the app layer, lowest first (the boot check stacks them).
-        let mut sandbox_layers = Vec::new();
-        // pyslip's cached layers, for the cache repository.
-        let mut made = Vec::new();
-        if plan.install.is_some() {
-            let settings = deps::DepsSettings {
-                project_dir: &dir,
-                platform: &platform,
-                uv: args.uv.as_deref(),
-                no_cache: args.no_cache,
-                mtime,
-                isolation: &isolation,
-                cache_repo: cache_repo.as_ref(),
-                needs_bytes,
-            };
-            printer.step("making the dependency layer");
-            let installed =
-                match deps::layers(&client, &cache, &pulled, &plan, &settings, &printer).await {
-                    Ok(installed) => installed,
-                    Err(err) => {
-                        return Err(python_choice::explain_failure(
-                            &client, &dir, &plan, &platform, err,
-                        )
-                        .await);
-                    }
-                };
-            let mut below = Vec::new();
-            for (layer, origin, kind, reuse) in [
-                (
-                    Some(&installed.deps),
-                    LayerOrigin::Deps,
-                    LayerKind::Deps,
-                    installed.deps_reuse,
-                ),
-                (
-                    installed.project.as_ref(),
-                    LayerOrigin::Project,
-                    LayerKind::Project,
-                    installed.project_reuse,
-                ),
-            ] {
-                let Some(layer) = layer else { continue };
-                printer.layer(origin, &layer.layer.digest, layer.layer.size, reuse);
-                below.push((layer, kind, reuse));
-                if !layer.special_bits.is_empty() {
-                    printer.warn(&format!(
-                        "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
-                        layer.special_bits.join(", ")
-                    ));
-                }
-                new_layers.push(new_layer(
-                    &layer.layer,
-                    origin,
-                    layer.created_by.clone(),
-                    reuse != Reuse::Built,
-                ));
-            }
-            sandbox_layers.extend(below.iter().map(|(l, _, _)| (*l).clone()));
-            printer.step("running collectstatic");
-            if let Some((statics, reuse)) =
-                deps::static_layer(&client, &cache, &pulled, &plan, &below, &settings, &printer)
-                    .await?
-            {
-                printer.layer(
-                    LayerOrigin::Static,
-                    &statics.layer.digest,
-                    statics.layer.size,
-                    reuse,
-                );
-                new_layers.push(new_layer(
-                    &statics.layer,
-                    LayerOrigin::Static,
-                    statics.created_by.clone(),
-                    reuse != Reuse::Built,
-                ));
-                made.push((LayerKind::Static, statics.clone(), reuse));
-                sandbox_layers.push(statics);
-            }
-            made.extend(below.into_iter().map(|(l, k, r)| (k, l.clone(), r)));
+        let mut installed = Vec::new();
+        for target in &bases.targets {
+            installed.push(
+                ctx.install(bases.install_base(target), &target.platform)
+                    .await?,
+            );
         }
+        let statics = ctx.statics(&bases, &installed).await?;
         let app = app_task.await.context("app layer task failed")??;
-        printer.layer(LayerOrigin::App, &app.digest, app.size, Reuse::Built);
-        new_layers.push(new_layer(
-            &app,
-            LayerOrigin::App,
-            app_layer::HISTORY.to_owned(),
-            false,
-        ));
-        let shipped = app.diff_id.clone();
-        layer_inputs::annotate(
-            &mut new_layers,
-            &plan,
-            &dir,
-            &pulled.digest,
-            &platform,
-            args.uv.is_some(),
-            &shipped,
-        )?;
-        let base_layers: Vec<BlobRef> = pulled
-            .layers
-            .iter()
-            .map(|d| BlobRef {
-                media_type: d.media_type.clone(),
-                digest: d.digest.clone(),
-                size: d.size,
-            })
-            .collect();
-        let settings = app_layer::settings(&plan, created.clone())?;
-        let annotations = [
-            (
-                "org.opencontainers.image.base.name".to_owned(),
-                base_ref.to_string(),
-            ),
-            (
-                "org.opencontainers.image.base.digest".to_owned(),
-                pulled.digest.to_string(),
-            ),
-        ]
-        .into();
-        let image = pyslip_image::assemble(
-            &pulled.config_bytes,
-            &base_layers,
-            &new_layers,
-            &settings,
-            annotations,
-        )?;
-        if let Some(settings) = &check_settings {
+        let shared = Shared {
+            base_ref: &base_ref,
+            statics: statics.as_ref().map(|(s, r)| (s, *r)),
+            app: &app,
+            created: &created,
+        };
+        let mut images = Vec::new();
+        let mut made_layers = Vec::new();
+        for (target, installed) in bases.targets.iter().zip(&installed) {
+            let (image, new_layers) = ctx.image(target, installed.as_ref(), &shared)?;
+            cache.write_blob(&image.config)?;
+            cache.write_blob(&image.manifest)?;
+            images.push(image);
+            made_layers.push(new_layers);
+        }
+        if let (Some(settings), Some(at)) = (&check_settings, bases.host_target()) {
+            let mut sandbox_layers: Vec<DepsLayer> = installed[at]
+                .iter()
+                .flat_map(|i| std::iter::once(&i.deps).chain(i.project.as_ref()))
+                .cloned()
+                .collect();
+            sandbox_layers.extend(statics.as_ref().map(|(s, _)| s.clone()));
             let checked = check::CheckedImage {
-                base: &pulled,
+                base: &bases.targets[at].base,
                 layers: &sandbox_layers,
                 app: &app,
-                image: &image,
+                image: &images[at],
                 plan: &plan,
             };
             check::run(&client, &cache, settings, &checked, &printer, args.json).await?;
         }
-        cache.write_blob(&image.config)?;
-        cache.write_blob(&image.manifest)?;
 
         let made_sbom = match &sbom_request {
             Some(request) => {
@@ -235,10 +176,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 let ctx = sbom::SbomContext {
                     dir: &dir,
                     plan: &plan,
-                    image: &image,
-                    new_layers: &new_layers,
-                    base: &pulled,
-                    platform: platform.to_string(),
+                    image: &images[0],
+                    new_layers: &made_layers[0],
+                    base: &bases.targets[0].base,
+                    platform: bases.targets[0].platform.to_string(),
                     created: &created,
                 };
                 Some(sbom::make(&client, &cache, &ctx, request).await?)
@@ -246,7 +187,23 @@ pub fn run(args: BuildArgs) -> Result<()> {
             None => None,
         };
         printer.step("writing outputs");
-        let artifact = Artifact::Image(image.clone());
+        let artifact = match images.len() {
+            1 => Artifact::Image(images.remove(0)),
+            _ => Artifact::Index(pyslip_image::index(images)?),
+        };
+        let target_bases: Vec<&PulledImage> = bases.targets.iter().map(|t| &t.base).collect();
+        // pyslip's layers of every platform, for the cache repository (each once).
+        let mut made: Vec<(LayerKind, DepsLayer, Reuse)> = Vec::new();
+        for i in installed.iter().flatten() {
+            made.push((LayerKind::Deps, i.deps.clone(), i.deps_reuse));
+            if let Some(project) = &i.project {
+                made.push((LayerKind::Project, project.clone(), i.project_reuse));
+            }
+        }
+        if let Some((statics, reuse)) = &statics {
+            made.push((LayerKind::Static, statics.clone(), *reuse));
+        }
+        made.dedup_by(|a, b| a.1.layer.digest == b.1.layer.digest);
         let from_cache_repo: Vec<_> = cache_repo
             .iter()
             .flat_map(|repo| {
@@ -263,25 +220,230 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 reuse: *reuse,
             })
             .collect();
+        let all_new_layers: Vec<NewLayer> = made_layers.iter().flatten().cloned().collect();
         let (written, ()) = tokio::join!(
             outputs::write_all(
                 &client,
                 &cache,
                 &requested,
                 &artifact,
-                &pulled,
+                &target_bases,
                 &from_cache_repo,
-                &printer
+                &printer,
             ),
-            cache_repo::publish_all(cache_repo.as_ref(), &made, &new_layers, &printer),
+            cache_repo::publish_all(cache_repo.as_ref(), &made, &all_new_layers, &printer),
         );
         let mut written = written?;
         written.pull = cache_repo::received(&client, cache_repo.as_ref(), &written.pushes);
-        if let Some(made) = &made_sbom {
-            written.sbom = Some(sbom::attach(&client, made, &image, &written, &printer).await?);
+        if let (Some(made), Artifact::Image(image)) = (&made_sbom, &artifact) {
+            written.sbom = Some(sbom::attach(&client, made, image, &written, &printer).await?);
         }
         printer.finish(&artifact, &written)
     })
+}
+
+/// What every platform's build shares.
+struct Ctx<'a> {
+    client: &'a Client,
+    cache: &'a Cache,
+    plan: &'a BuildPlan,
+    dir: &'a Path,
+    args: &'a BuildArgs,
+    printer: &'a Printer,
+    isolation: &'a IsolationChoice,
+    mtime: u64,
+    cache_repo: Option<&'a CacheRepo>,
+    needs_bytes: bool,
+}
+
+/// The platform-independent parts of every image.
+struct Shared<'a> {
+    base_ref: &'a Reference,
+    statics: Option<(&'a StaticLayer, Reuse)>,
+    app: &'a WrittenLayer,
+    created: &'a str,
+}
+
+impl Ctx<'_> {
+    fn settings<'b>(&'b self, platform: &'b Platform) -> deps::DepsSettings<'b> {
+        deps::DepsSettings {
+            project_dir: self.dir,
+            platform,
+            uv: self.args.uv.as_deref(),
+            no_cache: self.args.no_cache,
+            mtime: self.mtime,
+            isolation: self.isolation,
+            cache_repo: self.cache_repo,
+            needs_bytes: self.needs_bytes,
+        }
+    }
+
+    /// The dependency (and project) layers for `platform`, installed over `root`'s base root
+    /// (this machine's platform; the installer selects `platform`'s wheels); `None` when the
+    /// plan installs nothing.
+    async fn install(&self, root: &PulledImage, platform: &Platform) -> Result<Option<Installed>> {
+        if self.plan.install.is_none() {
+            return Ok(None);
+        }
+        self.printer
+            .step(&format!("making the dependency layer for {platform}"));
+        let settings = self.settings(platform);
+        match deps::layers(
+            self.client,
+            self.cache,
+            root,
+            self.plan,
+            &settings,
+            self.printer,
+        )
+        .await
+        {
+            Ok(installed) => Ok(Some(installed)),
+            Err(err) => {
+                Err(
+                    python_choice::explain_failure(self.client, self.dir, self.plan, platform, err)
+                        .await,
+                )
+            }
+        }
+    }
+
+    /// Django's collected static files, made once over this machine's platform (its
+    /// dependency layers installed for it when the build makes no image for it): the same
+    /// blob goes into every platform's image.
+    async fn statics(
+        &self,
+        bases: &Bases,
+        installed: &[Option<Installed>],
+    ) -> Result<Option<(StaticLayer, Reuse)>> {
+        if self.plan.install.is_none() || !pyslip_install::runs_collectstatic(self.plan) {
+            return Ok(None);
+        }
+        let host = Platform::host();
+        let made_for_host;
+        let (root, host_installed) = match bases.host_target() {
+            Some(at) => (&bases.targets[at].base, installed[at].as_ref()),
+            None => {
+                let root = bases
+                    .host
+                    .as_ref()
+                    .context("no base image for this machine")?;
+                made_for_host = self.install(root, &host).await?;
+                (root, made_for_host.as_ref())
+            }
+        };
+        let Some(host_installed) = host_installed else {
+            return Ok(None);
+        };
+        let mut below = vec![(
+            &host_installed.deps,
+            LayerKind::Deps,
+            host_installed.deps_reuse,
+        )];
+        if let Some(project) = &host_installed.project {
+            below.push((project, LayerKind::Project, host_installed.project_reuse));
+        }
+        self.printer.step("running collectstatic");
+        let settings = self.settings(&host);
+        let made = deps::static_layer(
+            self.client,
+            self.cache,
+            root,
+            self.plan,
+            &below,
+            &settings,
+            self.printer,
+        )
+        .await?;
+        Ok(made)
+    }
+
+    /// One platform's image: its base's layers and config, its dependency layers, and the
+    /// shared static and app layers.
+    fn image(
+        &self,
+        target: &Target,
+        installed: Option<&Installed>,
+        shared: &Shared<'_>,
+    ) -> Result<(Image, Vec<NewLayer>)> {
+        let mut new_layers = Vec::new();
+        let mut reuses = Vec::new();
+        let deps = installed.into_iter().flat_map(|i| {
+            [
+                (Some(&i.deps), LayerOrigin::Deps, i.deps_reuse),
+                (i.project.as_ref(), LayerOrigin::Project, i.project_reuse),
+            ]
+        });
+        let statics = shared
+            .statics
+            .map(|(s, reuse)| (Some(s), LayerOrigin::Static, reuse));
+        for (layer, origin, reuse) in deps.chain(statics) {
+            let Some(layer) = layer else { continue };
+            if !layer.special_bits.is_empty() {
+                self.printer.warn(&format!(
+                    "the install set setuid, setgid, sticky or world-write bits on {}; no layer pyslip writes carries them (they were dropped)",
+                    layer.special_bits.join(", ")
+                ));
+            }
+            new_layers.push(new_layer(
+                &layer.layer,
+                origin,
+                layer.created_by.clone(),
+                reuse != Reuse::Built,
+            ));
+            reuses.push(reuse);
+        }
+        new_layers.push(new_layer(
+            shared.app,
+            LayerOrigin::App,
+            app_layer::HISTORY.to_owned(),
+            false,
+        ));
+        reuses.push(Reuse::Built);
+        for (layer, reuse) in new_layers.iter().zip(&reuses) {
+            self.printer
+                .layer(layer.origin, &layer.blob.digest, layer.blob.size, *reuse);
+        }
+        layer_inputs::annotate(
+            &mut new_layers,
+            self.plan,
+            self.dir,
+            &target.base.digest,
+            &target.platform,
+            self.args.uv.is_some(),
+            &shared.app.diff_id,
+        )?;
+        let base = &target.base;
+        let base_layers: Vec<BlobRef> = base
+            .layers
+            .iter()
+            .map(|d| BlobRef {
+                media_type: d.media_type.clone(),
+                digest: d.digest.clone(),
+                size: d.size,
+            })
+            .collect();
+        let settings = app_layer::settings(self.plan, shared.created.to_owned())?;
+        let annotations = [
+            (
+                "org.opencontainers.image.base.name".to_owned(),
+                shared.base_ref.to_string(),
+            ),
+            (
+                "org.opencontainers.image.base.digest".to_owned(),
+                base.digest.to_string(),
+            ),
+        ]
+        .into();
+        let image = pyslip_image::assemble(
+            &base.config_bytes,
+            &base_layers,
+            &new_layers,
+            &settings,
+            annotations,
+        )?;
+        Ok((image, new_layers))
+    }
 }
 
 fn new_layer(

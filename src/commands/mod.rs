@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod layer_inputs;
 pub mod outputs;
 pub mod plan;
+pub mod platforms;
 pub mod python_choice;
 pub mod report;
 pub mod sbom;

@@ -94,17 +94,19 @@ impl Requested {
     }
 }
 
-/// Write every requested output; an error in any of them fails the build. `remote` names
-/// layers the local store may lack and the repository that has each (a push mounts them).
+/// Write every requested output; an error in any of them fails the build. `bases` are the
+/// base images of the artifact's images (one per platform, all from one repository); `remote`
+/// names layers the local store may lack and the repository that has each (a push mounts them).
 pub async fn write_all(
     client: &Client,
     cache: &Cache,
     requested: &Requested,
     artifact: &Artifact,
-    base: &PulledImage,
+    bases: &[&PulledImage],
     remote: &[(Digest, RepoRef)],
     printer: &Printer,
 ) -> Result<Written> {
+    let base_repo = &bases.first().context("an image without a base")?.repo;
     let mut written = Written::default();
     let refs: Vec<String> = requested.tags.iter().map(ToString::to_string).collect();
     let mut local = LocalBlobs::new(cache.blobs_dir());
@@ -114,7 +116,7 @@ pub async fn write_all(
     if requested.push {
         for (first, rest) in remote::group_by_repository(&requested.tags) {
             let _step = pyslip_lifecycle::interrupt::enter_step(&format!("pushing {first}"));
-            let pushed = remote::push(client, artifact, &local, &base.repo, &first, &rest)
+            let pushed = remote::push(client, artifact, &local, base_repo, &first, &rest)
                 .await
                 .with_context(|| format!("pushing to {first}"))?;
             printer.pushed(&pushed);
@@ -122,7 +124,9 @@ pub async fn write_all(
         }
     }
     if requested.tar.is_some() || requested.layout.is_some() {
-        super::base::fetch_layers(client, cache, base).await?;
+        for base in bases {
+            super::base::fetch_layers(client, cache, base).await?;
+        }
     }
     if let Some(dest) = &requested.tar {
         let (dest, artifact, local, refs) =

@@ -12,6 +12,7 @@ mod disk;
 mod errors;
 mod interrupt;
 mod layout;
+mod multiarch;
 mod no_namespaces;
 mod plan_cli;
 mod registry_auth;
