@@ -152,9 +152,10 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
     pub sbom_format: SbomFormat,
     /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
-    /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
-    #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
-    pub sandbox: SandboxMode,
+    /// hosts that forbid user namespaces); `auto` (the default) picks the sandbox where it works
+    /// (config `sandbox`).
+    #[arg(long, value_enum, env = "PYSLIP_SANDBOX")]
+    pub sandbox: Option<SandboxMode>,
     /// Boot check: start the image in the rootless sandbox (private network) before writing any
     /// output; fail when it cannot serve on $PORT (config `check = true`).
     #[arg(long)]
@@ -207,4 +208,16 @@ pub struct PlanArgs {
     /// With --online: the target platform (default: this machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "online")]
     pub platform: Option<String>,
+}
+
+impl SandboxMode {
+    /// `--sandbox` (or `PYSLIP_SANDBOX`) over the configuration's `sandbox`, else `auto`.
+    pub fn of(args: &BuildArgs, plan: &pyslip_plan::BuildPlan) -> Self {
+        args.sandbox
+            .or_else(|| {
+                let value = &plan.sandbox.as_ref()?.value;
+                <Self as ValueEnum>::from_str(value, false).ok()
+            })
+            .unwrap_or(SandboxMode::Auto)
+    }
 }

@@ -24,6 +24,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "check",
     "check-path",
     "cache-repo",
+    "sandbox",
 ];
 
 /// A start command: a string runs through `/bin/sh -c 'exec …'`, a list is exec form.
@@ -70,6 +71,8 @@ pub struct Config {
     /// The registry-backed layer cache (`--cache-repo`).
     #[serde(rename = "cache-repo")]
     pub cache_repo: Option<Spanned<String>>,
+    /// Where build steps run (`--sandbox`): `auto`, `namespaces` or `none`.
+    pub sandbox: Option<Spanned<String>>,
 }
 
 /// A configuration and where it lives.

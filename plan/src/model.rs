@@ -440,6 +440,10 @@ pub struct BuildPlan {
     /// `--cache-repo` and `PYSLIP_CACHE_REPO` take precedence at build time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_repo: Option<Decision<String>>,
+    /// `sandbox` of the configuration: `auto`, `namespaces` or `none` (absent when unset;
+    /// `--sandbox` and `PYSLIP_SANDBOX` take precedence at build time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Decision<String>>,
     /// The app layer's files.
     pub files: ShippedFiles,
     /// Things the user should know.

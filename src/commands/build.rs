@@ -11,7 +11,7 @@ use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, ClientConfig, Platform, PulledImage, Reference};
 
 use crate::cache::Cache;
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, SandboxMode};
 use crate::commands::cache_repo::{self, CacheRepo, Reuse};
 use crate::commands::deps::{Installed, IsolationChoice};
 use crate::commands::outputs::Requested;
@@ -47,7 +47,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let cache = Cache::open_default()?;
     // Leftovers of killed builds go while this one runs; waited for when `run` returns.
     let _sweep = cache.sweep_in_background();
-    let isolation = IsolationChoice::new(args.sandbox);
+    let isolation = IsolationChoice::new(SandboxMode::of(&args, &plan));
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = pyslip_image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
