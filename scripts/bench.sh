@@ -12,13 +12,17 @@
 # namespaces (`--sandbox none`) instead of buildah, same scenarios. With SUITE `multiarch`, pyslip
 # builds linux/amd64 and linux/arm64 in one command (no emulation) and buildah builds only
 # linux/arm64 under QEMU (binfmt), Python 3.13 (the fixture with an arm64 image).
+# With SUITE `ci-fresh`, one scenario: a fresh CI runner rebuilding an unchanged app with a warm
+# registry cache — pyslip with an empty cache dir and `--cache-repo`, buildah with fresh storage
+# and `bud --layers --cache-from/--cache-to` (both caches in the loopback registry, warmed first).
 # A cold run uses fresh cache/storage folders rather than deleting the old ones just before it:
 # ext4 allocates inodes slowly right after mass deletions, which would time the benchmark's own
 # clean-up rather than the builder.
 #
 #   sudo bash scripts/bench.sh [APP] [RUNS] [SUITE]
 #     APP: a folder of testdata/apps, or GROUP/NAME of testdata (default stdlib; for multiarch
-#     multiarch/fastapi-native); SUITE: buildah (default), isolation or multiarch
+#     multiarch/fastapi-native); SUITE: buildah (default), isolation, multiarch or ci-fresh.
+#     PYSLIP_BENCH_BIN=PATH times that binary (else a release build is made).
 #
 # Both builders run as the unprivileged test user (rootless: buildah with vfs storage and chroot
 # isolation, as it must run without root), build from the same base image in the same registry,
@@ -34,11 +38,12 @@ pyslip_platform='' buildah_platform=''
 case $suite in
 buildah) other=buildah ;;
 isolation) other=nons ;;
+ci-fresh) other=buildah ;;
 multiarch)
 	other=buildah pyslip_platform=linux/amd64,linux/arm64 buildah_platform=linux/arm64
 	PYSLIP_BENCH_PYTHON=${PYSLIP_BENCH_PYTHON:-3.13}
 	;;
-*) echo "unknown suite $suite (buildah, isolation, multiarch)" >&2; exit 2 ;;
+*) echo "unknown suite $suite (buildah, isolation, multiarch, ci-fresh)" >&2; exit 2 ;;
 esac
 app_dir=testdata/apps/$app
 [[ -d $app_dir ]] || app_dir=testdata/$app
@@ -46,12 +51,17 @@ app_dir=testdata/apps/$app
 bash scripts/test-env.sh >/dev/null
 # shellcheck disable=SC1091
 source /var/lib/pyslip-test/env
-cargo build --release --locked -q
+# PYSLIP_BENCH_BIN: time this pyslip binary instead of a fresh release build.
+bin=${PYSLIP_BENCH_BIN:-}
+if [[ -z $bin ]]; then
+	cargo build --release --locked -q
+	bin=target/release/pyslip
+fi
 
 user=$PYSLIP_TEST_USER
 work=$(mktemp -d /tmp/pyslip-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-install -m 0755 target/release/pyslip "$work/pyslip"
+install -m 0755 "$bin" "$work/pyslip"
 cp -r "$app_dir" "$work/app"
 mkdir -p "$work/home" "$work/run" "$work/cache-0" "$work/buildah-0" "$work/nons-cache-0"
 echo 0 >"$work/gen-pyslip"
@@ -62,6 +72,9 @@ chmod 0700 "$work/run"
 python=${PYSLIP_BENCH_PYTHON:-3.11}
 base="$PYSLIP_TEST_REGISTRY/library/python:$python-slim"
 repo="$PYSLIP_TEST_REGISTRY/bench/$app"
+# ci-fresh: the registry caches of both builders (a fresh repository per run of the script).
+ci_cache=""
+[[ $suite == ci-fresh ]] && ci_cache="$PYSLIP_TEST_REGISTRY/bench/$app-cache-$$"
 
 as_user() {
 	runuser -u "$user" -- env HOME="$work/home" XDG_RUNTIME_DIR="$work/run" \
@@ -95,7 +108,8 @@ chown "$user:" "$work/Containerfile"
 pyslip_build() {
 	as_user "$work/pyslip" build "$work/app" --python "$python" \
 		--base-repo "$PYSLIP_TEST_REGISTRY/library/python" -t "$repo:pyslip" --push \
-		--sandbox "${SANDBOX:-namespaces}" ${pyslip_platform:+--platform "$pyslip_platform"}
+		--sandbox "${SANDBOX:-namespaces}" ${ci_cache:+--cache-repo "$ci_cache-pyslip"} \
+		${pyslip_platform:+--platform "$pyslip_platform"}
 }
 # pyslip without namespaces, with caches of its own.
 nons_build() { CACHE_PREFIX=nons- GEN=nons SANDBOX=none pyslip_build; }
@@ -105,7 +119,9 @@ buildah_() {
 	as_user buildah --storage-driver vfs --root "$b/root" --runroot "$b/run" "$@"
 }
 buildah_build() {
+	# shellcheck disable=SC2046
 	buildah_ bud --isolation chroot --tls-verify=false -q \
+		$([[ -n $ci_cache ]] && echo --layers --cache-from "$ci_cache-buildah" --cache-to "$ci_cache-buildah") \
 		${buildah_platform:+--platform "$buildah_platform"} \
 		--volume "$ca:/etc/ssl/certs/ca-certificates.crt:ro" \
 		-f "$work/Containerfile" -t "$repo:buildah" "$work/app" >/dev/null &&
@@ -173,6 +189,8 @@ scenario() {
 		cold-pkgs) "${tool}_build" >/dev/null 2>&1; "reset_${tool}_pkgs" ;;
 		noop) "${tool}_build" >/dev/null 2>&1 ;;
 		app-change) "${tool}_build" >/dev/null 2>&1; touch_app ;;
+		# warm the registry cache (and the target), then a runner with nothing local
+		ci-fresh) "${tool}_build" >/dev/null 2>&1; "reset_$tool" ;;
 		esac
 		read -r t m < <(time_one bash -c "${tool}_build")
 		times+=("$t")
@@ -183,14 +201,16 @@ scenario() {
 
 export -f as_user pyslip_build nons_build buildah_ buildah_build next_gen reset_pyslip \
 	reset_pyslip_pkgs reset_nons reset_nons_pkgs reset_buildah reset_buildah_pkgs touch_app
-export work user python base repo ca PYSLIP_TEST_REGISTRY pyslip_platform buildah_platform
+export work user python base repo ca ci_cache PYSLIP_TEST_REGISTRY pyslip_platform buildah_platform
 printf 'app: %s, %s runs per scenario, base %s\n' "$app_dir" "$runs" "$base"
 if [[ $suite == isolation ]]; then
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario sandbox_s none_s ratio sandbox_rss none_rss
 else
 	printf '%-12s %12s %12s %8s %14s %14s\n' scenario pyslip_s buildah_s ratio pyslip_rss buildah_rss
 fi
-for s in ${PYSLIP_BENCH_SCENARIOS:-cold cold-pkgs noop app-change}; do
+scenarios=${PYSLIP_BENCH_SCENARIOS:-cold cold-pkgs noop app-change}
+[[ $suite == ci-fresh ]] && scenarios=ci-fresh
+for s in $scenarios; do
 	read -r pt pm < <(scenario "$s" pyslip)
 	read -r bt bm < <(scenario "$s" "$other")
 	ratio=$(awk -v a="$pt" -v b="$bt" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')

@@ -134,6 +134,13 @@ pub struct BuildArgs {
     /// Ignore cached dependency layers and rebuild them.
     #[arg(long)]
     pub no_cache: bool,
+    /// Registry-backed layer cache shared by CI runners: deps, project and static layers are
+    /// looked up there on a local miss and published there (config `cache-repo`).
+    #[arg(long, value_name = "REPO", env = "PYSLIP_CACHE_REPO")]
+    pub cache_repo: Option<String>,
+    /// Read hits from --cache-repo but never write to it (untrusted builds, e.g. fork PRs).
+    #[arg(long, env = "PYSLIP_CACHE_REPO_READONLY")]
+    pub cache_repo_readonly: bool,
     /// Use this uv binary instead of the pinned one pyslip fetches.
     #[arg(long, value_name = "PATH")]
     pub uv: Option<PathBuf>,
@@ -145,9 +152,10 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "spdx", requires = "sbom")]
     pub sbom_format: SbomFormat,
     /// Where build steps run: the rootless namespace sandbox, or no namespaces (CI containers,
-    /// hosts that forbid user namespaces); `auto` picks the sandbox where it works.
-    #[arg(long, value_enum, env = "PYSLIP_SANDBOX", default_value = "auto")]
-    pub sandbox: SandboxMode,
+    /// hosts that forbid user namespaces); `auto` (the default) picks the sandbox where it works
+    /// (config `sandbox`).
+    #[arg(long, value_enum, env = "PYSLIP_SANDBOX")]
+    pub sandbox: Option<SandboxMode>,
     /// Boot check: start the image in the rootless sandbox (private network) before writing any
     /// output; fail when it cannot serve on $PORT (config `check = true`).
     #[arg(long)]
@@ -200,4 +208,16 @@ pub struct PlanArgs {
     /// With --online: the target platform (default: this machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "online")]
     pub platform: Option<String>,
+}
+
+impl SandboxMode {
+    /// `--sandbox` (or `PYSLIP_SANDBOX`) over the configuration's `sandbox`, else `auto`.
+    pub fn of(args: &BuildArgs, plan: &pyslip_plan::BuildPlan) -> Self {
+        args.sandbox
+            .or_else(|| {
+                let value = &plan.sandbox.as_ref()?.value;
+                <Self as ValueEnum>::from_str(value, false).ok()
+            })
+            .unwrap_or(SandboxMode::Auto)
+    }
 }

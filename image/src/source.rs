@@ -3,6 +3,7 @@
 //! manifest and index bytes are held in memory), or the base image's repository (base layers
 //! are mounted from it, or streamed from it to another registry, never downloaded to push).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -16,12 +17,23 @@ use crate::model::{Artifact, BlobRef, Image, LayerOrigin};
 #[derive(Debug, Clone)]
 pub struct LocalBlobs {
     dir: PathBuf,
+    /// Layers pyslip did not make here and the store may lack: the repository that has each
+    /// (a registry-backed layer cache). A push mounts or streams them from there.
+    remote: BTreeMap<Digest, RepoRef>,
 }
 
 impl LocalBlobs {
     /// The store at `dir` (pyslip's cache: `blobs-v1/sha256`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            remote: BTreeMap::new(),
+        }
+    }
+
+    /// Say that `repo` has the blob `digest`: pushed from there when the store lacks it.
+    pub fn add_remote(&mut self, digest: Digest, repo: RepoRef) {
+        self.remote.insert(digest, repo);
     }
 
     /// The directory.
@@ -80,8 +92,9 @@ pub fn local_bytes<'a>(
 
 /// Where each blob of `image` comes from when it is pushed to `target`: base layers from the
 /// base repository (mounted on the same registry, else streamed from it) unless the local store
-/// has them and the target is another registry; pyslip's layers from the local store; the
-/// config from memory.
+/// has them and the target is another registry; pyslip's layers from the local store, or,
+/// when it lacks them, from the repository [`LocalBlobs::add_remote`] named; the config from
+/// memory.
 pub fn push_blobs(
     image: &Image,
     local: &LocalBlobs,
@@ -99,11 +112,15 @@ pub fn push_blobs(
         .iter()
         .map(|layer| {
             let cached = local.size(&layer.blob.digest) == Some(layer.blob.size);
-            let source = match layer.origin {
-                LayerOrigin::Base if !cached || target.registry() == base.registry() => {
+            let remote = (!cached).then(|| local.remote.get(&layer.blob.digest));
+            let source = match (layer.origin, remote.flatten()) {
+                (LayerOrigin::Base, _) if !cached || target.registry() == base.registry() => {
                     BlobSource::Remote(base.clone())
                 }
-                _ => BlobSource::File(local.path(&layer.blob.digest)),
+                (LayerOrigin::Base, _) | (_, None) => {
+                    BlobSource::File(local.path(&layer.blob.digest))
+                }
+                (_, Some(repo)) => BlobSource::Remote(repo.clone()),
             };
             blob(&layer.blob, source)
         })

@@ -15,10 +15,9 @@ use crate::request::{DepsLayer, DepsRequest, ProjectLayer};
 use crate::roots::layer_root;
 use crate::runner::{Runner, Setup};
 use crate::steps::{self, PROJECT, WORK};
+use crate::store::PROJECT_INDEX;
 use crate::store::Store;
 use crate::uv::ensure_uv;
-/// Index folder of project layers under the cache root.
-const PROJECT_INDEX: &str = "project-v1";
 
 /// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
 /// scratch space, and caches/logs the installers or Python may write.

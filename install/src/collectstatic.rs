@@ -15,12 +15,11 @@ use crate::key::KeyHasher;
 use crate::request::DepsLayer;
 use crate::roots::layer_root;
 use crate::runner::{Isolation, Runner, Setup};
+use crate::store::STATIC_INDEX as INDEX;
 use crate::store::Store;
 
 /// Version of the static layer's key scheme: bump it when the recipe or the filter changes.
 pub const STATIC_KEY_SCHEME: &str = "pyslip-static-v1";
-/// Index folder of static layers under the cache root.
-const INDEX: &str = "static-v1";
 /// Lines of Django's output shown in an error.
 const ERROR_LINES: usize = 40;
 /// Marker of the probe's answer line.

@@ -11,7 +11,7 @@ use crate::error::{FailureContext, FailureKind, InstallError};
 /// Lines of the failing step's output kept for the message.
 pub(crate) const SHOWN_LINES: usize = 40;
 /// Folder of install logs under the cache root.
-const LOGS: &str = "logs";
+use pyslip_lifecycle::folders::LOGS;
 
 /// The error for a failed step: what failed, the last lines of its output, and the whole
 /// install log (`log`, every step so far) written to `<cache>/logs/` for the user to read.

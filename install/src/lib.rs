@@ -47,4 +47,5 @@ pub use locks::pipfile_hash;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
 pub use runner::Isolation;
+pub use store::{LayerKind, record_layer};
 pub use uv::{Fetch, UV_VERSION, ensure_uv};

@@ -9,7 +9,7 @@ use crate::error::InstallError;
 use crate::request::DepsLayer;
 
 /// Cache folder of unpacked layers.
-pub(crate) const ROOTS: &str = "layer-roots-v1";
+pub(crate) use pyslip_lifecycle::folders::LAYER_ROOTS as ROOTS;
 
 /// The directory holding `layer`'s content, unpacked from its blob on first use and reused by
 /// later builds. The unpack goes to a temp dir beside the target and is renamed into place, so

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use layers::{Changes, Lowers};
+use pyslip_lifecycle::folders;
 use pyslip_lifecycle::scratch::ScratchDir;
 use pyslip_sandbox::{BindMount, HostCommand, Output, Sandbox, Stdio};
 
@@ -226,8 +227,8 @@ impl SandboxRunner {
         for d in [&upper, &work] {
             fs_err::create_dir(d).map_err(InstallError::Cache)?;
         }
-        let uv_cache = setup.cache_dir.join("uv-v1");
-        let pip_cache = setup.cache_dir.join("pip-v1");
+        let uv_cache = setup.cache_dir.join(folders::UV_CACHE);
+        let pip_cache = setup.cache_dir.join(folders::PIP_CACHE);
         for d in [&uv_cache, &pip_cache] {
             fs_err::create_dir_all(d).map_err(InstallError::Cache)?;
         }
@@ -387,10 +388,14 @@ impl HostRunner {
             fs_err::create_dir_all(d).map_err(InstallError::Cache)?;
         }
         let paths = EnvPaths {
-            uv_cache: setup.cache_dir.join("uv-v1").to_string_lossy().into_owned(),
+            uv_cache: setup
+                .cache_dir
+                .join(folders::UV_CACHE)
+                .to_string_lossy()
+                .into_owned(),
             pip_cache: setup
                 .cache_dir
-                .join("pip-v1")
+                .join(folders::PIP_CACHE)
                 .to_string_lossy()
                 .into_owned(),
             ca: setup

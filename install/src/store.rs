@@ -36,7 +36,44 @@ fn cache_err(e: std::io::Error) -> InstallError {
 }
 
 /// Index folder of the third-party dependency layers.
-pub const DEPS_INDEX: &str = "deps-v1";
+pub use pyslip_lifecycle::folders::DEPS_INDEX;
+/// Index folder of the project layers.
+pub use pyslip_lifecycle::folders::PROJECT_INDEX;
+/// Index folder of the collectstatic layers.
+pub use pyslip_lifecycle::folders::STATIC_INDEX;
+
+/// Which of pyslip's cached layers: each has an index of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Third-party dependencies.
+    Deps,
+    /// The project's own package.
+    Project,
+    /// Django's collected static files.
+    Static,
+}
+
+impl LayerKind {
+    /// The index folder under the cache root.
+    fn index(self) -> &'static str {
+        match self {
+            Self::Deps => DEPS_INDEX,
+            Self::Project => PROJECT_INDEX,
+            Self::Static => STATIC_INDEX,
+        }
+    }
+}
+
+/// Record `layer` (whose blob is already in the blob store at `cache_dir`, e.g. downloaded from
+/// a registry-backed cache and verified) under its key in the `kind` index, so later lookups of
+/// this cache find it.
+pub fn record_layer(
+    cache_dir: &Path,
+    kind: LayerKind,
+    layer: &DepsLayer,
+) -> Result<(), InstallError> {
+    Store::with_index(cache_dir, kind.index()).record(&layer.key, &layer.layer, &layer.created_by)
+}
 
 impl Store {
     /// The dependency-layer store under `root` (directories are created on first write).
@@ -82,7 +119,9 @@ impl Store {
     }
 
     fn blob_dir(&self) -> PathBuf {
-        self.root.join("blobs-v1").join("sha256")
+        self.root
+            .join(pyslip_lifecycle::folders::BLOBS)
+            .join("sha256")
     }
 
     fn record_path(&self, key: &str) -> PathBuf {

@@ -76,7 +76,7 @@ pub fn ensure_uv(
         .find(|w| w.arch == arch)
         .ok_or_else(|| InstallError::UvPlatform(platform.to_owned()))?;
     let dir = cache_dir
-        .join("tools-v1")
+        .join(pyslip_lifecycle::folders::TOOLS)
         .join(format!("uv-{UV_VERSION}-{arch}"));
     let binary = dir.join("uv");
     if binary.is_file() {

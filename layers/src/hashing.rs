@@ -52,9 +52,31 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// The diff_id of a gzip'd layer (the SHA-256 of its uncompressed tar) and the uncompressed
+/// size: checks a layer whose compressed bytes came from elsewhere against its stated diff_id.
+pub fn diff_id_of(gzipped: impl io::Read) -> io::Result<(Digest, u64)> {
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, gzipped));
+    let mut hashing = HashingWriter::new(io::sink());
+    io::copy(&mut decoder, &mut hashing)?;
+    let (_, digest, count) = hashing.finish();
+    Ok((digest, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_id_of_a_gzip_stream_is_the_hash_of_its_content() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, b"tar bytes").unwrap();
+        let bytes = gz.finish().unwrap();
+        let (diff_id, size) = diff_id_of(&bytes[..]).unwrap();
+        assert_eq!(diff_id, Digest::of(b"tar bytes"));
+        assert_eq!(size, 9);
+        assert!(diff_id_of(&b"not gzip"[..]).is_err());
+    }
 
     #[test]
     fn hashes_and_counts_what_was_written() {

@@ -19,7 +19,7 @@ pub use diff::diff_entries;
 pub use entry::{EntryKind, FileSource, LayerEntry};
 pub use error::LayerError;
 pub use gzip::{GZIP_LEVEL, LAYER_FORMAT};
-pub use hashing::HashingWriter;
+pub use hashing::{HashingWriter, diff_id_of};
 pub use pyslip_digest::{Digest, DigestError};
 pub use tree::tree_entries;
 pub use unpack::{

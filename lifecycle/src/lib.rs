@@ -1,6 +1,7 @@
 //! Process lifecycle for pyslip: stopping cleanly on a signal, and never keeping or trusting what
 //! a killed build left behind.
 //!
+//! - [`folders`]: the cache directory's folder names.
 //! - [`children`]: a process-wide table of child processes (sandboxes, installers run on the
 //!   host) that are killed when pyslip is interrupted. Killing is async-signal-safe, so a signal
 //!   handler does it at once.
@@ -14,6 +15,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod children;
+pub mod folders;
 pub mod interrupt;
 pub mod scratch;
 pub mod sweep;

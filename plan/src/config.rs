@@ -23,6 +23,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "labels",
     "check",
     "check-path",
+    "cache-repo",
+    "sandbox",
 ];
 
 /// A start command: a string runs through `/bin/sh -c 'exec …'`, a list is exec form.
@@ -66,6 +68,11 @@ pub struct Config {
     /// The path the boot check requests (`--check-path`).
     #[serde(rename = "check-path")]
     pub check_path: Option<Spanned<String>>,
+    /// The registry-backed layer cache (`--cache-repo`).
+    #[serde(rename = "cache-repo")]
+    pub cache_repo: Option<Spanned<String>>,
+    /// Where build steps run (`--sandbox`): `auto`, `namespaces` or `none`.
+    pub sandbox: Option<Spanned<String>>,
 }
 
 /// A configuration and where it lives.

@@ -436,6 +436,14 @@ pub struct BuildPlan {
     /// `check-path` of the configuration: the path the boot check requests (absent when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_path: Option<Decision<String>>,
+    /// `cache-repo` of the configuration: the registry-backed layer cache (absent when unset;
+    /// `--cache-repo` and `PYSLIP_CACHE_REPO` take precedence at build time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_repo: Option<Decision<String>>,
+    /// `sandbox` of the configuration: `auto`, `namespaces` or `none` (absent when unset;
+    /// `--sandbox` and `PYSLIP_SANDBOX` take precedence at build time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Decision<String>>,
     /// The app layer's files.
     pub files: ShippedFiles,
     /// Things the user should know.

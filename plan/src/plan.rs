@@ -144,10 +144,31 @@ pub fn plan(dir: &Path, overrides: &Overrides) -> Result<BuildPlan, PlanError> {
         labels,
         check,
         check_path,
+        cache_repo: config.and_then(|c| {
+            c.config
+                .cache_repo
+                .as_ref()
+                .map(|v| Decision::new(v.get_ref().clone(), c.source("cache-repo")))
+        }),
+        sandbox: choose_sandbox(config)?,
         files: walked.files,
         warnings: notes.warnings,
         ignored: notes.ignored,
     })
+}
+
+/// `sandbox` of the configuration, one of the `--sandbox` values.
+fn choose_sandbox(config: Option<&LoadedConfig>) -> Result<Option<Decision<String>>, PlanError> {
+    let Some((c, v)) = config.and_then(|c| c.config.sandbox.as_ref().map(|v| (c, v))) else {
+        return Ok(None);
+    };
+    if !["auto", "namespaces", "none"].contains(&v.get_ref().as_str()) {
+        return Err(c.invalid(v.span(), "sandbox", "must be auto, namespaces or none"));
+    }
+    Ok(Some(Decision::new(
+        v.get_ref().clone(),
+        c.source("sandbox"),
+    )))
 }
 
 /// `check` and `check-path` of the configuration.

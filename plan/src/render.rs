@@ -211,6 +211,13 @@ pub fn render_table(plan: &BuildPlan) -> String {
             describe_source(&path.source),
         );
     }
+    if let Some(repo) = &plan.cache_repo {
+        row(
+            "cache-repo",
+            repo.value.clone(),
+            describe_source(&repo.source),
+        );
+    }
     let dirs = plan
         .files
         .entries

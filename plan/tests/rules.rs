@@ -976,3 +976,31 @@ fn boot_check_config_keys_carry_their_source() {
         "{err}"
     );
 }
+
+#[test]
+fn sandbox_config_key_is_checked_and_carries_its_source() {
+    let plan = plan_of(
+        &[("main.py", ""), ("pyslip.toml", "sandbox = \"none\"\n")],
+        &defaults(),
+    );
+    let sandbox = plan.sandbox.as_ref().expect("sandbox");
+    assert_eq!(sandbox.value, "none");
+    assert_eq!(
+        sandbox.source,
+        Source::Config {
+            file: "pyslip.toml".into(),
+            key: "sandbox".into()
+        }
+    );
+    let err = try_plan(
+        &[("main.py", ""), ("pyslip.toml", "\nsandbox = \"chroot\"\n")],
+        &defaults(),
+    )
+    .expect_err("unknown mode");
+    assert!(
+        err.to_string().starts_with("pyslip.toml:2:")
+            && err.to_string().contains("sandbox")
+            && err.to_string().contains("auto, namespaces or none"),
+        "{err}"
+    );
+}

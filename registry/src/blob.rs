@@ -41,7 +41,8 @@ impl Client {
                 Ok(sent.response)
             })
         });
-        download(dest, &wanted, &self.transport.retry, get).await?;
+        let bytes = download(dest, &wanted, &self.transport.retry, get).await?;
+        self.received.add(bytes);
         Ok(())
     }
 

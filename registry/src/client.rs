@@ -55,6 +55,23 @@ pub struct Client {
     pub(crate) transport: Arc<Transport>,
     pub(crate) max_concurrent_transfers: usize,
     pub(crate) small_cache: Option<crate::small_cache::SmallCache>,
+    pub(crate) received: Arc<Received>,
+}
+
+/// Layer-sized blobs this client (and its clones) downloaded to files: how many, how many bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    blobs: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Received {
+    /// Count one downloaded blob of `bytes` bytes.
+    pub(crate) fn add(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.blobs.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
 }
 
 impl Client {
@@ -69,7 +86,18 @@ impl Client {
             transport: Arc::new(Transport::new(config)?),
             max_concurrent_transfers,
             small_cache,
+            received: Arc::default(),
         })
+    }
+
+    /// Blobs downloaded so far by [`Client::fetch_blob`] (through this client and its clones):
+    /// `(count, bytes)`. Manifests and configs (small documents) are not counted.
+    pub fn blobs_received(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.received.blobs.load(Relaxed),
+            self.received.bytes.load(Relaxed),
+        )
     }
 }
 

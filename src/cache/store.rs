@@ -8,7 +8,7 @@ use pyslip_lifecycle::scratch::temp_file_in;
 use sha2::{Digest as _, Sha256};
 
 /// Version of the on-disk blob layout; bump it to invalidate every cached blob.
-const BLOBS_DIR: &str = "blobs-v1";
+use pyslip_lifecycle::folders::BLOBS as BLOBS_DIR;
 
 /// Errors from the cache.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use std::thread::JoinHandle;
 
+use pyslip_lifecycle::folders;
 use pyslip_lifecycle::scratch::TRASH;
 use pyslip_lifecycle::sweep::{Pick, Rule, Swept, sweep};
 
@@ -12,14 +13,14 @@ use super::Cache;
 /// holds nothing else; elsewhere temp names start with `.` beside finished entries named by
 /// digest or key. (`tools-v1/` is left alone: its temp file is closed before it is renamed, so
 /// it cannot stay locked.)
-const FOLDERS: &[(&str, Pick)] = &[
-    ("tmp", Pick::All),
-    ("blobs-v1/sha256", Pick::Hidden),
-    ("roots-v1", Pick::Hidden),
-    ("layer-roots-v1", Pick::Hidden),
-    ("deps-v1", Pick::Hidden),
-    ("project-v1", Pick::Hidden),
-    ("static-v1", Pick::Hidden),
+const FOLDERS: &[(&[&str], Pick)] = &[
+    (&[folders::TMP], Pick::All),
+    (&[folders::BLOBS, "sha256"], Pick::Hidden),
+    (&[folders::ROOTS], Pick::Hidden),
+    (&[folders::LAYER_ROOTS], Pick::Hidden),
+    (&[folders::DEPS_INDEX], Pick::Hidden),
+    (&[folders::PROJECT_INDEX], Pick::Hidden),
+    (&[folders::STATIC_INDEX], Pick::Hidden),
 ];
 
 /// A sweep running in the background; waited for when dropped (at the end of the build).
@@ -41,12 +42,12 @@ impl Cache {
         let root = self.root().to_owned();
         let rules: Vec<Rule> = FOLDERS
             .iter()
-            .map(|&(dir, pick)| Rule {
-                dir: root.join(dir),
+            .map(|&(parts, pick)| Rule {
+                dir: parts.iter().fold(root.clone(), |dir, part| dir.join(part)),
                 pick,
             })
             .collect();
-        let trash = root.join("tmp").join(TRASH);
+        let trash = root.join(folders::TMP).join(TRASH);
         let handle = std::thread::Builder::new()
             .name("pyslip-sweep".into())
             .spawn(move || sweep(&rules, &trash))
@@ -66,7 +67,7 @@ mod tests {
         let root = cache.root().to_owned();
         let mut dead = Vec::new();
         for (folder, pick) in FOLDERS {
-            let folder = root.join(folder);
+            let folder = folder.iter().fold(root.clone(), |dir, part| dir.join(part));
             fs_err::create_dir_all(&folder).expect("mkdir");
             let name = match pick {
                 Pick::All => "deps-dead",

@@ -10,7 +10,7 @@ use pyslip_registry::{Client, PulledImage};
 use crate::cache::{Cache, CacheError};
 
 /// Versioned folder of unpacked base roots, one per platform manifest digest.
-const ROOTS_DIR: &str = "roots-v1";
+use pyslip_lifecycle::folders::ROOTS as ROOTS_DIR;
 
 /// Download the base layers the cache lacks (or holds corrupt), in parallel, verified.
 pub async fn fetch_layers(client: &Client, cache: &Cache, base: &PulledImage) -> Result<()> {

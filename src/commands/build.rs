@@ -6,12 +6,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use layers::{LayerOptions, WrittenLayer};
 use pyslip_image::{Artifact, BlobRef, Image, LayerOrigin, NewLayer};
-use pyslip_install::{DepsLayer, StaticLayer};
+use pyslip_install::{DepsLayer, LayerKind, StaticLayer};
 use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, ClientConfig, Platform, PulledImage, Reference};
 
 use crate::cache::Cache;
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, SandboxMode};
+use crate::commands::cache_repo::{self, CacheRepo, Reuse};
 use crate::commands::deps::{Installed, IsolationChoice};
 use crate::commands::outputs::Requested;
 use crate::commands::platforms::{Bases, PlatformSpec, Target};
@@ -46,18 +47,29 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let cache = Cache::open_default()?;
     // Leftovers of killed builds go while this one runs; waited for when `run` returns.
     let _sweep = cache.sweep_in_background();
-    let isolation = IsolationChoice::new(args.sandbox);
+    let isolation = IsolationChoice::new(SandboxMode::of(&args, &plan));
     let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
     let created = pyslip_image::created_timestamp(epoch.as_deref())?;
     let mtime = epoch
         .as_deref()
         .and_then(|e| e.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let client = Client::new(ClientConfig {
+    let client_config = ClientConfig {
         insecure_registries: args.insecure_registries.clone(),
         blob_cache: Some(cache.blobs_dir()),
         ..ClientConfig::default()
-    })?;
+    };
+    let client = Client::new(client_config.clone())?;
+    let cache_repo = CacheRepo::from_settings(
+        args.cache_repo.as_deref(),
+        plan.cache_repo.as_ref(),
+        args.cache_repo_readonly,
+        client_config,
+    )?;
+    let needs_bytes = requested.tar.is_some()
+        || requested.layout.is_some()
+        || sbom_request.is_some()
+        || check_settings.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -106,6 +118,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             printer: &printer,
             isolation: &isolation,
             mtime,
+            cache_repo: cache_repo.as_ref(),
+            needs_bytes,
         };
 
         // The app layer is written while the dependency layers are made (or looked up).
@@ -126,7 +140,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         let app = app_task.await.context("app layer task failed")??;
         let shared = Shared {
             base_ref: &base_ref,
-            statics: statics.as_ref(),
+            statics: statics.as_ref().map(|(s, r)| (s, *r)),
             app: &app,
             created: &created,
         };
@@ -145,7 +159,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                 .flat_map(|i| std::iter::once(&i.deps).chain(i.project.as_ref()))
                 .cloned()
                 .collect();
-            sandbox_layers.extend(statics.clone());
+            sandbox_layers.extend(statics.as_ref().map(|(s, _)| s.clone()));
             let checked = check::CheckedImage {
                 base: &bases.targets[at].base,
                 layers: &sandbox_layers,
@@ -178,15 +192,49 @@ pub fn run(args: BuildArgs) -> Result<()> {
             _ => Artifact::Index(pyslip_image::index(images)?),
         };
         let target_bases: Vec<&PulledImage> = bases.targets.iter().map(|t| &t.base).collect();
-        let mut written = outputs::write_all(
-            &client,
-            &cache,
-            &requested,
-            &artifact,
-            &target_bases,
-            &printer,
-        )
-        .await?;
+        // pyslip's layers of every platform, for the cache repository (each once).
+        let mut made: Vec<(LayerKind, DepsLayer, Reuse)> = Vec::new();
+        for i in installed.iter().flatten() {
+            made.push((LayerKind::Deps, i.deps.clone(), i.deps_reuse));
+            if let Some(project) = &i.project {
+                made.push((LayerKind::Project, project.clone(), i.project_reuse));
+            }
+        }
+        if let Some((statics, reuse)) = &statics {
+            made.push((LayerKind::Static, statics.clone(), *reuse));
+        }
+        made.dedup_by(|a, b| a.1.layer.digest == b.1.layer.digest);
+        let from_cache_repo: Vec<_> = cache_repo
+            .iter()
+            .flat_map(|repo| {
+                made.iter()
+                    .filter(|(_, _, r)| *r == Reuse::CacheRepo)
+                    .map(|(_, l, _)| (l.layer.digest.clone(), repo.repo().clone()))
+            })
+            .collect();
+        let made: Vec<_> = made
+            .iter()
+            .map(|(kind, layer, reuse)| cache_repo::Made {
+                kind: *kind,
+                layer,
+                reuse: *reuse,
+            })
+            .collect();
+        let all_new_layers: Vec<NewLayer> = made_layers.iter().flatten().cloned().collect();
+        let (written, ()) = tokio::join!(
+            outputs::write_all(
+                &client,
+                &cache,
+                &requested,
+                &artifact,
+                &target_bases,
+                &from_cache_repo,
+                &printer,
+            ),
+            cache_repo::publish_all(cache_repo.as_ref(), &made, &all_new_layers, &printer),
+        );
+        let mut written = written?;
+        written.pull = cache_repo::received(&client, cache_repo.as_ref(), &written.pushes);
         if let (Some(made), Artifact::Image(image)) = (&made_sbom, &artifact) {
             written.sbom = Some(sbom::attach(&client, made, image, &written, &printer).await?);
         }
@@ -204,12 +252,14 @@ struct Ctx<'a> {
     printer: &'a Printer,
     isolation: &'a IsolationChoice,
     mtime: u64,
+    cache_repo: Option<&'a CacheRepo>,
+    needs_bytes: bool,
 }
 
 /// The platform-independent parts of every image.
 struct Shared<'a> {
     base_ref: &'a Reference,
-    statics: Option<&'a StaticLayer>,
+    statics: Option<(&'a StaticLayer, Reuse)>,
     app: &'a WrittenLayer,
     created: &'a str,
 }
@@ -223,6 +273,8 @@ impl Ctx<'_> {
             no_cache: self.args.no_cache,
             mtime: self.mtime,
             isolation: self.isolation,
+            cache_repo: self.cache_repo,
+            needs_bytes: self.needs_bytes,
         }
     }
 
@@ -263,7 +315,7 @@ impl Ctx<'_> {
         &self,
         bases: &Bases,
         installed: &[Option<Installed>],
-    ) -> Result<Option<StaticLayer>> {
+    ) -> Result<Option<(StaticLayer, Reuse)>> {
         if self.plan.install.is_none() || !pyslip_install::runs_collectstatic(self.plan) {
             return Ok(None);
         }
@@ -283,9 +335,14 @@ impl Ctx<'_> {
         let Some(host_installed) = host_installed else {
             return Ok(None);
         };
-        let below: Vec<&DepsLayer> = std::iter::once(&host_installed.deps)
-            .chain(host_installed.project.as_ref())
-            .collect();
+        let mut below = vec![(
+            &host_installed.deps,
+            LayerKind::Deps,
+            host_installed.deps_reuse,
+        )];
+        if let Some(project) = &host_installed.project {
+            below.push((project, LayerKind::Project, host_installed.project_reuse));
+        }
         self.printer.step("running collectstatic");
         let settings = self.settings(&host);
         let made = deps::static_layer(
@@ -310,14 +367,17 @@ impl Ctx<'_> {
         shared: &Shared<'_>,
     ) -> Result<(Image, Vec<NewLayer>)> {
         let mut new_layers = Vec::new();
+        let mut reuses = Vec::new();
         let deps = installed.into_iter().flat_map(|i| {
             [
-                (Some(&i.deps), LayerOrigin::Deps),
-                (i.project.as_ref(), LayerOrigin::Project),
+                (Some(&i.deps), LayerOrigin::Deps, i.deps_reuse),
+                (i.project.as_ref(), LayerOrigin::Project, i.project_reuse),
             ]
         });
-        let statics = shared.statics.map(|s| (Some(s), LayerOrigin::Static));
-        for (layer, origin) in deps.chain(statics) {
+        let statics = shared
+            .statics
+            .map(|(s, reuse)| (Some(s), LayerOrigin::Static, reuse));
+        for (layer, origin, reuse) in deps.chain(statics) {
             let Some(layer) = layer else { continue };
             if !layer.special_bits.is_empty() {
                 self.printer.warn(&format!(
@@ -329,8 +389,9 @@ impl Ctx<'_> {
                 &layer.layer,
                 origin,
                 layer.created_by.clone(),
-                layer.reused,
+                reuse != Reuse::Built,
             ));
+            reuses.push(reuse);
         }
         new_layers.push(new_layer(
             shared.app,
@@ -338,13 +399,10 @@ impl Ctx<'_> {
             app_layer::HISTORY.to_owned(),
             false,
         ));
-        for layer in &new_layers {
-            self.printer.layer(
-                layer.origin,
-                &layer.blob.digest,
-                layer.blob.size,
-                layer.reused,
-            );
+        reuses.push(Reuse::Built);
+        for (layer, reuse) in new_layers.iter().zip(&reuses) {
+            self.printer
+                .layer(layer.origin, &layer.blob.digest, layer.blob.size, *reuse);
         }
         layer_inputs::annotate(
             &mut new_layers,

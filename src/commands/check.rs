@@ -20,7 +20,7 @@ use crate::commands::{UserError, base, report::Printer};
 use pyslip_image::Image;
 
 /// Versioned folder of cached check results: `<key>.json`.
-const RESULTS_DIR: &str = "checks-v1";
+use pyslip_lifecycle::folders::CHECKS as RESULTS_DIR;
 /// Version of the result record and of what a pass means; bump it when the check changes.
 const SCHEME: &str = "pyslip-check-v1";
 /// The default `--check-timeout`.
@@ -49,7 +49,7 @@ impl CheckSettings {
         if args.no_check || !(by_flags || by_config) {
             return Ok(None);
         }
-        if args.sandbox == SandboxMode::None {
+        if SandboxMode::of(args, plan) == SandboxMode::None {
             return Err(UserError::new(
                 "the boot check needs the rootless namespace sandbox (a private network and PID namespace for the app), and --sandbox none runs without namespaces",
                 "build without --check (--no-check overrides `check = true` in the config), or use --sandbox auto where unprivileged user namespaces are allowed",

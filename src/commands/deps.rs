@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pyslip_install::{DepsLayer, DepsRequest, Isolation, StaticLayer, StaticRequest};
+use pyslip_install::{DepsLayer, DepsRequest, Isolation, LayerKind, StaticLayer, StaticRequest};
 use pyslip_plan::BuildPlan;
 use pyslip_registry::{Client, Platform, PulledImage};
 
 use crate::cache::Cache;
 use crate::cli::SandboxMode;
 use crate::commands::base;
+use crate::commands::cache_repo::{CacheRepo, Reuse};
 use crate::commands::report::Printer;
 
 /// Settings of one build that the dependency layer depends on.
@@ -27,6 +28,11 @@ pub struct DepsSettings<'a> {
     pub mtime: u64,
     /// Where build steps run (decided on the first cache miss).
     pub isolation: &'a IsolationChoice,
+    /// The registry-backed second tier of the cache (`--cache-repo`), if any.
+    pub cache_repo: Option<&'a CacheRepo>,
+    /// A local output, the SBOM or the boot check reads every layer's bytes: cache-repo hits
+    /// are downloaded (and verified) at once, and one that does not verify is rebuilt.
+    pub needs_bytes: bool,
 }
 
 /// `--sandbox`, resolved once per build, and only when a step must run: a build whose layers
@@ -79,8 +85,55 @@ impl IsolationChoice {
 pub struct Installed {
     /// Third-party dependencies.
     pub deps: DepsLayer,
+    /// Where `deps` came from.
+    pub deps_reuse: Reuse,
     /// The project's own package, when the plan installs it.
     pub project: Option<DepsLayer>,
+    /// Where `project` came from.
+    pub project_reuse: Reuse,
+}
+
+/// The layer recorded under `key` in the local cache, else in the cache repository.
+async fn lookup_tiers(
+    local: Option<DepsLayer>,
+    kind: LayerKind,
+    key: impl FnOnce() -> Result<String, pyslip_install::InstallError>,
+    cache: &Cache,
+    settings: &DepsSettings<'_>,
+    printer: &Printer,
+) -> Result<Option<(DepsLayer, Reuse)>> {
+    if let Some(hit) = local {
+        return Ok(Some((hit, Reuse::Local)));
+    }
+    let Some(repo) = settings.cache_repo else {
+        return Ok(None);
+    };
+    let key = key()?;
+    let Some(hit) = repo.lookup(kind, &key, cache, printer).await else {
+        return Ok(None);
+    };
+    if settings.needs_bytes
+        && let Err(err) = repo.download(kind, &hit, cache).await
+    {
+        printer.warn(&format!("{err:#}; not using it"));
+        return Ok(None);
+    }
+    Ok(Some((hit, Reuse::CacheRepo)))
+}
+
+/// Make sure a layer a build step stacks (or a local output writes) is in the local store:
+/// a cache-repo hit is downloaded and its diff_id verified. `Err` means it must not be used.
+pub async fn ensure_local(
+    layer: &DepsLayer,
+    kind: LayerKind,
+    reuse: Reuse,
+    cache: &Cache,
+    settings_repo: Option<&CacheRepo>,
+) -> Result<()> {
+    match (reuse, settings_repo) {
+        (Reuse::CacheRepo, Some(repo)) => repo.download(kind, layer, cache).await,
+        _ => Ok(()),
+    }
 }
 
 /// The install crate's downloads (the pinned uv) go through the registry client: one HTTP stack
@@ -149,22 +202,54 @@ pub async fn layers(
         isolation: Isolation::Namespaces,
     };
     let wants_project = pyslip_install::has_project_layer(&req)?;
-    let cached_deps = if settings.no_cache {
-        None
-    } else {
-        pyslip_install::lookup(&req)?
-    };
-    if let Some(deps) = &cached_deps {
-        let project = match wants_project {
-            true => pyslip_install::lookup_project(&req, deps)?,
-            false => None,
-        };
-        if !wants_project || project.is_some() {
-            return Ok(Installed {
-                deps: deps.clone(),
-                project,
-            });
+    let mut deps = match settings.no_cache {
+        true => None,
+        false => {
+            let local = pyslip_install::lookup(&req)?;
+            lookup_tiers(
+                local,
+                LayerKind::Deps,
+                || pyslip_install::cache_key(&req),
+                cache,
+                settings,
+                printer,
+            )
+            .await?
         }
+    };
+    let mut project = None;
+    if let Some((hit, _)) = &deps
+        && wants_project
+    {
+        let local = pyslip_install::lookup_project(&req, hit)?;
+        project = lookup_tiers(
+            local,
+            LayerKind::Project,
+            || pyslip_install::project_key(&req, hit),
+            cache,
+            settings,
+            printer,
+        )
+        .await?;
+    }
+    if let Some((deps, deps_reuse)) = &deps
+        && (!wants_project || project.is_some())
+    {
+        let (project, project_reuse) = project.unzip();
+        return Ok(Installed {
+            deps: deps.clone(),
+            deps_reuse: *deps_reuse,
+            project,
+            project_reuse: project_reuse.unwrap_or(Reuse::Built),
+        });
+    }
+    // The project layer is installed over the dependency layer: it needs its bytes.
+    if let Some((hit, reuse)) = &deps
+        && let Err(err) =
+            ensure_local(hit, LayerKind::Deps, *reuse, cache, settings.cache_repo).await
+    {
+        printer.warn(&format!("{err:#}; installing the dependencies here"));
+        deps = None;
     }
     req.isolation = settings.isolation.get(cache, printer);
     let root = base::root(client, cache, base).await?;
@@ -172,15 +257,25 @@ pub async fn layers(
     // The installs are synchronous (sandbox code has no async); keep the runtime's other
     // workers free.
     tokio::task::block_in_place(|| {
-        let deps = match cached_deps {
-            Some(deps) => deps,
-            None => pyslip_install::dependency_layer(&req)?,
+        let (deps, deps_reuse) = match deps {
+            Some(hit) => hit,
+            None => {
+                let made = pyslip_install::dependency_layer(&req)?;
+                let reuse = Reuse::local(made.reused);
+                (made, reuse)
+            }
         };
         let project = match wants_project {
             true => pyslip_install::project_layer(&req, &deps)?,
             false => None,
         };
-        Ok::<_, pyslip_install::InstallError>(Installed { deps, project })
+        let project_reuse = Reuse::local(project.as_ref().is_some_and(|p| p.reused));
+        Ok::<_, pyslip_install::InstallError>(Installed {
+            deps,
+            deps_reuse,
+            project,
+            project_reuse,
+        })
     })
     .context("building the dependency layer")
 }
@@ -192,10 +287,11 @@ pub async fn static_layer(
     cache: &Cache,
     base: &PulledImage,
     plan: &BuildPlan,
-    below: &[&DepsLayer],
+    below_reuse: &[(&DepsLayer, LayerKind, Reuse)],
     settings: &DepsSettings<'_>,
     printer: &Printer,
-) -> Result<Option<StaticLayer>> {
+) -> Result<Option<(StaticLayer, Reuse)>> {
+    let below: Vec<&DepsLayer> = below_reuse.iter().map(|(l, _, _)| *l).collect();
     if !pyslip_install::runs_collectstatic(plan) {
         return Ok(None);
     }
@@ -204,7 +300,7 @@ pub async fn static_layer(
     let mut req = StaticRequest {
         project_dir: settings.project_dir,
         plan,
-        layers: below,
+        layers: &below,
         base_root: &expected_root,
         base_digest: &base.digest,
         platform: &platform,
@@ -213,14 +309,34 @@ pub async fn static_layer(
         mtime: settings.mtime,
         isolation: Isolation::Namespaces,
     };
-    if !settings.no_cache
-        && let Some(hit) = pyslip_install::lookup_static(&req)?
-    {
-        return Ok(Some(hit));
+    if !settings.no_cache {
+        let local = pyslip_install::lookup_static(&req)?;
+        let hit = lookup_tiers(
+            local,
+            LayerKind::Static,
+            || pyslip_install::static_key(&req),
+            cache,
+            settings,
+            printer,
+        )
+        .await?;
+        if hit.is_some() {
+            return Ok(hit);
+        }
+    }
+    // collectstatic runs over the layers below: they must be here.
+    for (layer, kind, reuse) in below_reuse {
+        ensure_local(layer, *kind, *reuse, cache, settings.cache_repo)
+            .await
+            .context("the layers collectstatic runs over")?;
     }
     req.isolation = settings.isolation.get(cache, printer);
     let root = base::root(client, cache, base).await?;
     req.base_root = &root;
-    tokio::task::block_in_place(|| pyslip_install::collectstatic_layer(&req))
-        .context("running Django's collectstatic")
+    let made = tokio::task::block_in_place(|| pyslip_install::collectstatic_layer(&req))
+        .context("running Django's collectstatic")?;
+    Ok(made.map(|l| {
+        let reuse = Reuse::local(l.reused);
+        (l, reuse)
+    }))
 }

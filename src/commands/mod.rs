@@ -3,6 +3,7 @@
 pub mod app_layer;
 pub mod base;
 pub mod build;
+pub mod cache_repo;
 pub mod check;
 pub mod deps;
 mod disk;

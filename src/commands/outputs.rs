@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use layers::Digest;
 use pyslip_image::sink::{layout, remote, tarball};
 use pyslip_image::{Artifact, LocalBlobs};
-use pyslip_registry::{Client, Platform, PulledImage, Reference};
+use pyslip_registry::{Client, Platform, PulledImage, Reference, RepoRef};
 
 use crate::cache::Cache;
 use crate::cli::BuildArgs;
@@ -94,19 +95,24 @@ impl Requested {
 }
 
 /// Write every requested output; an error in any of them fails the build. `bases` are the
-/// base images of the artifact's images (one per platform, all from one repository).
+/// base images of the artifact's images (one per platform, all from one repository); `remote`
+/// names layers the local store may lack and the repository that has each (a push mounts them).
 pub async fn write_all(
     client: &Client,
     cache: &Cache,
     requested: &Requested,
     artifact: &Artifact,
     bases: &[&PulledImage],
+    remote: &[(Digest, RepoRef)],
     printer: &Printer,
 ) -> Result<Written> {
     let base_repo = &bases.first().context("an image without a base")?.repo;
     let mut written = Written::default();
     let refs: Vec<String> = requested.tags.iter().map(ToString::to_string).collect();
-    let local = LocalBlobs::new(cache.blobs_dir());
+    let mut local = LocalBlobs::new(cache.blobs_dir());
+    for (digest, repo) in remote {
+        local.add_remote(digest.clone(), repo.clone());
+    }
     if requested.push {
         for (first, rest) in remote::group_by_repository(&requested.tags) {
             let _step = pyslip_lifecycle::interrupt::enter_step(&format!("pushing {first}"));

@@ -25,7 +25,7 @@ const PARALLEL: usize = 8;
 /// How long a remembered change of Python is trusted.
 const CHANGE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Cache folder of the answers.
-const CACHE_DIR: &str = "python-v1";
+use pyslip_lifecycle::folders::PYTHON as CACHE_DIR;
 
 /// The build's Python decision, for the output.
 pub struct Refined {

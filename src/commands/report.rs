@@ -1,6 +1,7 @@
 //! What the user sees: plain progress lines on stderr (or nothing with `--json`), and the final
 //! line naming the digest; with `--json`, one JSON object on stdout.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::Path;
 
@@ -9,6 +10,8 @@ use pyslip_image::sink::remote::Pushed;
 use pyslip_image::{Artifact, Image, LayerOrigin};
 use pyslip_registry::{BlobOutcome, Reference};
 use serde_json::{Value, json};
+
+use crate::commands::cache_repo::Reuse;
 
 /// What a build wrote, for the final report.
 #[derive(Debug, Default)]
@@ -21,6 +24,8 @@ pub struct Written {
     pub layout: Option<std::path::PathBuf>,
     /// The `sbom` object of `--json` (file, format, referrers), when `--sbom` was given.
     pub sbom: Option<serde_json::Value>,
+    /// Layer blobs this build received: `(count, bytes)`, downloads and streamed copies.
+    pub pull: (u64, u64),
 }
 
 /// Prints progress and the result.
@@ -30,6 +35,8 @@ pub struct Printer {
     spinner: Option<indicatif::ProgressBar>,
     /// The boot check's `--json` object, once it ran.
     check: std::sync::Mutex<Option<Value>>,
+    /// Where each of pyslip's layers came from, by blob digest.
+    reuse: std::sync::Mutex<std::collections::BTreeMap<Digest, Reuse>>,
 }
 
 impl Printer {
@@ -45,6 +52,7 @@ impl Printer {
             json,
             spinner,
             check: std::sync::Mutex::new(None),
+            reuse: std::sync::Mutex::default(),
         }
     }
 
@@ -89,8 +97,16 @@ impl Printer {
     }
 
     /// A layer was made (or reused).
-    pub fn layer(&self, origin: LayerOrigin, digest: &Digest, size: u64, reused: bool) {
-        let what = if reused { "reused" } else { "new" };
+    pub fn layer(&self, origin: LayerOrigin, digest: &Digest, size: u64, reuse: Reuse) {
+        let what = match reuse {
+            Reuse::Built => "new",
+            Reuse::Local => "reused",
+            Reuse::CacheRepo => "cached (registry)",
+        };
+        self.reuse
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), reuse);
         self.line(&format!(
             "layer   {:<5} {} {:>10}  {what}",
             origin.name(),
@@ -152,7 +168,8 @@ impl Printer {
         }
         if self.json {
             let check = self.check.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let report = json_report(artifact, written, check);
+            let reuse = self.reuse.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let report = json_report(artifact, written, check, &reuse);
             return super::print_stdout(&format!("{report}\n"));
         }
         let mut targets: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
@@ -196,7 +213,12 @@ fn counts(pushed: &Pushed) -> Counts {
 
 /// The `--json` object. One platform: the image's digest, config and layers. Several: the
 /// index's digest, the first image's config and layers, and `platforms` with each image's.
-fn json_report(artifact: &Artifact, written: &Written, check: Option<Value>) -> Value {
+fn json_report(
+    artifact: &Artifact,
+    written: &Written,
+    check: Option<Value>,
+    reuse: &BTreeMap<Digest, Reuse>,
+) -> Value {
     let first_push = written.pushes.first();
     let images = artifact.images();
     let refs: Vec<String> = written.pushes.iter().flat_map(Pushed::refs).collect();
@@ -222,8 +244,12 @@ fn json_report(artifact: &Artifact, written: &Written, check: Option<Value>) -> 
         "digest": artifact.digest().to_string(),
         "refs": refs,
         "config": images[0].config_blob.digest.to_string(),
-        "layers": json_layers(&images[0], first_push),
+        "layers": json_layers(&images[0], first_push, reuse),
         "push": push,
+        "pull": {
+            "blobs_fetched": written.pull.0,
+            "blob_bytes_received": written.pull.1,
+        },
         "tar": written.tar.as_ref().map(|p| p.display().to_string()),
         "oci_layout": written.layout.as_ref().map(|p| p.display().to_string()),
         "sbom": written.sbom,
@@ -237,7 +263,7 @@ fn json_report(artifact: &Artifact, written: &Written, check: Option<Value>) -> 
                     "platform": image.platform.to_string(),
                     "digest": image.manifest_digest.to_string(),
                     "config": image.config_blob.digest.to_string(),
-                    "layers": json_layers(image, first_push),
+                    "layers": json_layers(image, first_push, reuse),
                 })
             })
             .collect();
@@ -245,7 +271,22 @@ fn json_report(artifact: &Artifact, written: &Written, check: Option<Value>) -> 
     report
 }
 
-fn json_layers(image: &Image, first_push: Option<&Pushed>) -> Vec<Value> {
+/// `reused` of a layer: `false`, `"local"` or `"cache-repo"` for pyslip's layers; base layers
+/// keep `true` (they are the base image's).
+fn reuse_value(reuse: Option<&Reuse>, reused: bool) -> Value {
+    match reuse {
+        Some(Reuse::Built) => json!(false),
+        Some(Reuse::Local) => json!("local"),
+        Some(Reuse::CacheRepo) => json!("cache-repo"),
+        None => json!(reused),
+    }
+}
+
+fn json_layers(
+    image: &Image,
+    first_push: Option<&Pushed>,
+    reuse: &BTreeMap<Digest, Reuse>,
+) -> Vec<Value> {
     image
         .layers
         .iter()
@@ -261,7 +302,7 @@ fn json_layers(image: &Image, first_push: Option<&Pushed>) -> Vec<Value> {
                 "digest": blob.digest.to_string(),
                 "size": blob.size,
                 "origin": l.origin.name(),
-                "reused": l.reused,
+                "reused": reuse_value(reuse.get(&blob.digest), l.reused),
             });
             if let Some(p) = pushed {
                 layer["pushed"] = json!(p);

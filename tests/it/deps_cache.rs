@@ -38,7 +38,7 @@ fn unchanged_rebuild_reuses_deps_and_app_change_rebuilds_only_the_app_layer() {
 
     let (second, _) = build(&work, &app, &image, &[]);
     assert_eq!(second["digest"], first["digest"]);
-    assert_eq!(layer(&second, "deps")["reused"], true, "{second}");
+    assert_eq!(layer(&second, "deps")["reused"], "local", "{second}");
     assert_eq!(second["push"]["uploaded"], 0, "{second}");
 
     let main = app.join("app.py");
@@ -47,7 +47,7 @@ fn unchanged_rebuild_reuses_deps_and_app_change_rebuilds_only_the_app_layer() {
     std::fs::write(&main, code).expect("write app.py");
     let (third, _) = build(&work, &app, &image, &[]);
     assert_ne!(third["digest"], first["digest"]);
-    assert_eq!(layer(&third, "deps")["reused"], true, "{third}");
+    assert_eq!(layer(&third, "deps")["reused"], "local", "{third}");
     assert_eq!(
         layer(&third, "deps")["digest"],
         layer(&first, "deps")["digest"]
@@ -141,7 +141,7 @@ fn project_code_change_reuses_the_third_party_layer() {
     code.push_str("\n# a code change\n");
     std::fs::write(&source, code).expect("write");
     let (second, _) = build(&work, &app, &image, &[]);
-    assert_eq!(layer(&second, "deps")["reused"], true, "{second}");
+    assert_eq!(layer(&second, "deps")["reused"], "local", "{second}");
     assert_eq!(
         layer(&second, "deps")["digest"],
         layer(&first, "deps")["digest"]

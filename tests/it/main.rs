@@ -6,6 +6,7 @@ mod support;
 mod apps;
 mod boot_check;
 mod build_outputs;
+mod cache_repo;
 mod deps_cache;
 mod disk;
 mod errors;

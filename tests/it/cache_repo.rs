@@ -1,0 +1,295 @@
+//! The registry-backed layer cache (`--cache-repo`), as CI runners use it: every run starts
+//! with an empty cache dir (a fresh [`Work`]) and shares only the cache repository.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{Container, Work, env, free_port, host, unique_repo};
+
+fn layer<'a>(report: &'a Value, origin: &str) -> &'a Value {
+    report["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["origin"] == origin)
+        .unwrap_or_else(|| panic!("no {origin} layer: {report}"))
+}
+
+/// `pyslip build APP -t IMAGE --push --json EXTRA…` as the test user; the report and stderr.
+fn build(work: &Work, app: &Path, image: &str, extra: &[&str]) -> (Value, String) {
+    let mut args = vec!["-t", image, "--push", "--json"];
+    args.extend_from_slice(extra);
+    let run = work.build(app, &args).ok();
+    (run.json(), run.stderr)
+}
+
+/// The tags of `repo` (on the open registry), sorted; empty when it does not exist yet.
+fn tags(repo: &str) -> Vec<String> {
+    let url = format!("http://{}/v2/{repo}/tags/list", env().registry);
+    let body = host("curl", &["-s", &url]);
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+/// Whether the build ran a sandbox step: the base root is unpacked (or a layer is unpacked as
+/// a lower dir) only for one.
+fn ran_a_step(work: &Work) -> bool {
+    ["roots-v1", "layer-roots-v1"]
+        .iter()
+        .any(|d| work.cache().join(d).exists())
+}
+
+/// Runner A publishes deps and static layers; runner B, with an empty cache, takes both from the
+/// cache repository: no sandbox, no base unpack, no layer bytes downloaded, the same image, and
+/// it runs and serves its static file.
+#[test]
+fn a_fresh_runner_takes_every_layer_from_the_cache_repo_and_downloads_nothing() {
+    let cache_repo = format!("{}/{}", env().registry, unique_repo("cache"));
+    let image = format!("{}/{}", env().registry, unique_repo("cached-app"));
+    let a = Work::new();
+    let app = a.app("django");
+    let (first, _) = build(
+        &a,
+        &app,
+        &format!("{image}:a"),
+        &["--cache-repo", &cache_repo],
+    );
+    assert_eq!(layer(&first, "deps")["reused"], false, "{first}");
+    assert_eq!(layer(&first, "static")["reused"], false, "{first}");
+    let published = tags(cache_repo.split_once('/').expect("repo").1);
+    assert_eq!(
+        published.len(),
+        2,
+        "one entry per cached layer: {published:?}"
+    );
+    assert!(
+        published.iter().any(|t| t.starts_with("deps-")),
+        "{published:?}"
+    );
+    assert!(
+        published.iter().any(|t| t.starts_with("static-")),
+        "{published:?}"
+    );
+
+    let b = Work::new();
+    let app_b = b.app("django");
+    let tag_b = format!("{image}:b");
+    let (second, stderr) = build(&b, &app_b, &tag_b, &["--cache-repo", &cache_repo]);
+    assert_eq!(layer(&second, "deps")["reused"], "cache-repo", "{second}");
+    assert_eq!(layer(&second, "static")["reused"], "cache-repo", "{second}");
+    assert_eq!(second["pull"]["blob_bytes_received"], 0, "{second}");
+    assert_eq!(second["pull"]["blobs_fetched"], 0, "{second}");
+    assert_eq!(second["digest"], first["digest"], "{second}");
+    assert!(!ran_a_step(&b), "runner B unpacked a root: {stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // Only the app layer and the config could be new to the target (here even they were
+    // there); every cached layer was mounted or present, none uploaded.
+    for origin in ["deps", "static"] {
+        assert_ne!(layer(&second, origin)["pushed"], "uploaded", "{second}");
+    }
+
+    host("podman", &["pull", "-q", &tag_b]);
+    let port = free_port();
+    let container = Container::podman(&tag_b, port);
+    let (status, body) = container.get(port, "/healthz");
+    assert_eq!((status, body.contains("ok")), (200, true), "{body}");
+    let (status, _) = container.get(port, "/static/site.css");
+    assert_eq!(status, 200);
+}
+
+/// A dependency change misses, rebuilds and publishes a new entry (not in read-only mode); the
+/// old entry still serves the old lock.
+#[test]
+fn a_dependency_change_publishes_a_new_entry_and_read_only_writes_nothing() {
+    let cache_repo_path = unique_repo("cache");
+    let cache_repo = format!("{}/{cache_repo_path}", env().registry);
+    let image = format!("{}/{}", env().registry, unique_repo("dep-change"));
+    let flag = ["--cache-repo", cache_repo.as_str()];
+    let a = Work::new();
+    let (first, _) = build(
+        &a,
+        &a.app("flask-requirements"),
+        &format!("{image}:a"),
+        &flag,
+    );
+    assert_eq!(layer(&first, "deps")["reused"], false, "{first}");
+    let before = tags(&cache_repo_path);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let bump = |work: &Work| {
+        let app = work.app("flask-requirements");
+        let req = app.join("requirements.txt");
+        let mut text = std::fs::read_to_string(&req).expect("requirements.txt");
+        text.push_str("six==1.17.0\n");
+        std::fs::write(&req, text).expect("write requirements.txt");
+        app
+    };
+    let readonly = Work::new();
+    let mut args = flag.to_vec();
+    args.push("--cache-repo-readonly");
+    let (ro, stderr) = build(&readonly, &bump(&readonly), &format!("{image}:ro"), &args);
+    assert_eq!(layer(&ro, "deps")["reused"], false, "{ro}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(
+        tags(&cache_repo_path),
+        before,
+        "read-only mode wrote to the cache repo"
+    );
+
+    let c = Work::new();
+    let (bumped, _) = build(&c, &bump(&c), &format!("{image}:c"), &flag);
+    assert_eq!(layer(&bumped, "deps")["reused"], false, "{bumped}");
+    let after = tags(&cache_repo_path);
+    assert_eq!(after.len(), 2, "no new entry for the new lock: {after:?}");
+    assert!(before.iter().all(|t| after.contains(t)));
+    assert_ne!(
+        layer(&bumped, "deps")["digest"],
+        layer(&first, "deps")["digest"]
+    );
+
+    let d = Work::new();
+    let (old, _) = build(
+        &d,
+        &d.app("flask-requirements"),
+        &format!("{image}:d"),
+        &flag,
+    );
+    assert_eq!(layer(&old, "deps")["reused"], "cache-repo", "{old}");
+    assert_eq!(
+        layer(&old, "deps")["digest"],
+        layer(&first, "deps")["digest"]
+    );
+    assert_eq!(old["digest"], first["digest"]);
+}
+
+/// An unreachable cache repo and one that refuses us (401) each cost one warning line; the
+/// build goes on locally.
+#[test]
+fn an_unreachable_or_unauthorised_cache_repo_warns_once_and_the_build_goes_on() {
+    let work = Work::new();
+    let app = work.app("flask-requirements");
+    let image = format!("{}/{}:1", env().registry, unique_repo("cache-down"));
+    let closed = format!("127.0.0.1:{}/t/cache", free_port());
+    let (report, stderr) = build(&work, &app, &image, &["--cache-repo", &closed]);
+    assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: cache repo"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains(&closed), "{stderr}");
+
+    // The auth registry without credentials: the publish of the (locally cached) layer is refused.
+    let refused = format!("{}/{}", env().auth_registry, unique_repo("cache"));
+    let (report, stderr) = build(&work, &app, &image, &["--cache-repo", &refused]);
+    assert_eq!(layer(&report, "deps")["reused"], "local", "{report}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: cache repo"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+}
+
+/// PUT `manifest` under `repo:tag` on the open registry.
+fn put_manifest(repo: &str, tag: &str, manifest: &Value) {
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", env().registry);
+    let body = manifest.to_string();
+    let status = host(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            &body,
+            &url,
+        ],
+    );
+    assert_eq!(status, "201", "PUT {url}");
+}
+
+fn get_manifest(repo: &str, tag: &str) -> Value {
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", env().registry);
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    serde_json::from_str(&host("curl", &["-sf", "-H", accept, &url])).expect("manifest")
+}
+
+/// A tampered entry is never used: one whose layer is not the blob its annotations name is
+/// refused on sight; one whose stated diff_id is wrong is caught when its blob is downloaded
+/// (a tarball output needs the bytes). Both builds install locally instead.
+#[test]
+fn a_tampered_entry_is_detected_and_not_used() {
+    let cache_repo_path = unique_repo("cache");
+    let cache_repo = format!("{}/{cache_repo_path}", env().registry);
+    let flag = ["--cache-repo", cache_repo.as_str()];
+    let image = format!("{}/{}", env().registry, unique_repo("tampered"));
+    let a = Work::new();
+    let (first, _) = build(
+        &a,
+        &a.app("flask-requirements"),
+        &format!("{image}:a"),
+        &flag,
+    );
+    let entry_tag = tags(&cache_repo_path)
+        .into_iter()
+        .find(|t| t.starts_with("deps-"))
+        .expect("deps entry");
+    let genuine = get_manifest(&cache_repo_path, &entry_tag);
+
+    // The layer swapped for another blob of the repository (the empty config).
+    let mut swapped = genuine.clone();
+    swapped["layers"][0]["digest"] = genuine["config"]["digest"].clone();
+    swapped["layers"][0]["size"] = genuine["config"]["size"].clone();
+    put_manifest(&cache_repo_path, &entry_tag, &swapped);
+    let b = Work::new();
+    let (report, stderr) = build(
+        &b,
+        &b.app("flask-requirements"),
+        &format!("{image}:b"),
+        &flag,
+    );
+    assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
+    assert!(
+        stderr.contains("is not the blob its annotations name"),
+        "{stderr}"
+    );
+    assert_eq!(
+        report["digest"], first["digest"],
+        "the rebuilt image differs"
+    );
+
+    // The stated diff_id rewritten: mounting cannot tell, a download does.
+    let mut lying = genuine.clone();
+    lying["annotations"]["dev.pyslip.cache.diff-id"] =
+        Value::from(format!("sha256:{}", "0".repeat(64)));
+    put_manifest(&cache_repo_path, &entry_tag, &lying);
+    let c = Work::new();
+    let tar = c.path().join("run").join("image.tar");
+    let tar_arg = tar.to_str().expect("utf-8");
+    let run = c
+        .build(
+            &c.app("flask-requirements"),
+            &["--tar", tar_arg, "--json", "--cache-repo", &cache_repo],
+        )
+        .ok();
+    let report = run.json();
+    assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
+    assert!(run.stderr.contains("has diff_id"), "{}", run.stderr);
+    assert_eq!(report["digest"], first["digest"]);
+}
