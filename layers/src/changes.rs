@@ -27,9 +27,9 @@ use crate::entry::{EntryKind, FileSource, LayerEntry};
 use crate::error::LayerError;
 
 /// xattrs that mark an overlay directory opaque (`trusted.` as root, `user.` with `userxattr`).
-const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+pub(crate) const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 /// xattrs that mark a regular file as a whiteout (kernel ≥ 6.7 "xattr whiteouts").
-const WHITEOUT_XATTRS: [&str; 2] = ["trusted.overlay.whiteout", "user.overlay.whiteout"];
+pub(crate) const WHITEOUT_XATTRS: [&str; 2] = ["trusted.overlay.whiteout", "user.overlay.whiteout"];
 
 /// The mode a changed entry gets in a layer: 0755 for directories and files with any execute
 /// bit, 0644 for other files, 0777 for symlinks.

@@ -1,18 +1,12 @@
 //! Overlay upper directory → layer entries (the dependency layer is the diff an install left).
 
 use std::collections::HashMap;
-use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::changes::{OPAQUE_XATTRS, WHITEOUT_XATTRS, has_xattr};
 use crate::entry::{EntryKind, FileSource, LayerEntry};
 use crate::error::LayerError;
-
-/// xattrs that mark an overlay directory opaque (`trusted.` as root, `user.` with `userxattr`,
-/// which rootless overlay mounts use).
-const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
-/// xattrs that mark a regular file as a whiteout (kernel ≥ 6.7 "xattr whiteouts").
-const WHITEOUT_XATTRS: [&str; 2] = ["trusted.overlay.whiteout", "user.overlay.whiteout"];
 
 /// Turn an overlayfs upper directory into layer entries.
 ///
@@ -113,29 +107,4 @@ pub fn diff_entries(
         }
     }
     Ok(entries)
-}
-
-/// Whether any of `names` is set to `y` on `path` (not following symlinks).
-fn has_xattr(path: &Path, names: &[&str]) -> Result<bool, LayerError> {
-    for name in names {
-        let mut value = [0u8; 8];
-        match rustix::fs::lgetxattr(path, *name, &mut value) {
-            Ok(n) => {
-                if name.contains("whiteout") || value.get(..n) == Some(b"y") {
-                    return Ok(true);
-                }
-            }
-            Err(
-                rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP | rustix::io::Errno::RANGE,
-            ) => {}
-            Err(e) => {
-                return Err(LayerError::Xattr {
-                    path: path.to_owned(),
-                    name: (*name).to_owned(),
-                    source: io::Error::from(e),
-                });
-            }
-        }
-    }
-    Ok(false)
 }
