@@ -192,7 +192,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             _ => Artifact::Index(pyslip_image::index(images)?),
         };
         let target_bases: Vec<&PulledImage> = bases.targets.iter().map(|t| &t.base).collect();
-        // pyslip's layers of every platform, for the cache repository (each once).
+        // pyslip's layers of every platform, for the cache repository.
         let mut made: Vec<(LayerKind, DepsLayer, Reuse)> = Vec::new();
         for i in installed.iter().flatten() {
             made.push((LayerKind::Deps, i.deps.clone(), i.deps_reuse));
@@ -203,7 +203,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         if let Some((statics, reuse)) = &statics {
             made.push((LayerKind::Static, statics.clone(), *reuse));
         }
-        made.dedup_by(|a, b| a.1.layer.digest == b.1.layer.digest);
+        // Each cache key once. Not by digest: a pure-Python layer has the same digest on every
+        // platform but a key per platform, and a runner of each platform looks up its own key.
+        let mut seen = std::collections::HashSet::new();
+        made.retain(|(_, layer, _)| seen.insert(layer.key.clone()));
         let from_cache_repo: Vec<_> = cache_repo
             .iter()
             .flat_map(|repo| {
