@@ -11,6 +11,7 @@ use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::{cache_key, project_key};
 use crate::platform;
+use crate::pyc::PycCache;
 use crate::request::{DepsLayer, DepsRequest, ProjectLayer};
 use crate::roots::layer_root;
 use crate::runner::{Runner, Setup};
@@ -276,7 +277,7 @@ impl Run<'_> {
         }
         let installed = runner.changes(&keep)?;
         runner.fix_files(&installed)?;
-        let compiled = runner.compile(&compile::targets(&installed.entries))?;
+        let compiled = compile_cached(req, &mut runner, &base_root, &installed.entries, cache_dir)?;
         if !compiled.status.success() {
             return Err(InstallError::Failed {
                 step: "python3 -c <byte-compile the installed modules>".into(),
@@ -308,6 +309,34 @@ impl Run<'_> {
             special_bits: changes.special_bits,
         })
     }
+}
+
+/// Byte-compiles what the install added, restoring from the bytecode cache what was compiled
+/// before for the same interpreter, path and source (every file, with `--no-cache`, is compiled
+/// anew; the result is stored either way). Not used when the install replaced the interpreter.
+fn compile_cached(
+    req: &DepsRequest,
+    runner: &mut Runner,
+    base_root: &Path,
+    entries: &[layers::LayerEntry],
+    cache_dir: &Path,
+) -> Result<pyslip_sandbox::Output, InstallError> {
+    let targets = compile::targets(entries);
+    let cache = match compile::touches_interpreter(entries) {
+        true => None,
+        false => PycCache::open(cache_dir, base_root)?,
+    };
+    let Some(cache) = cache else {
+        return runner.compile(&targets);
+    };
+    let (misses, pending) = cache.restore(&targets, &|p| runner.host_path(p), !req.no_cache)?;
+    let compiled = runner.compile(&misses)?;
+    if compiled.status.success() {
+        let out = String::from_utf8_lossy(&compiled.stdout);
+        let tag = out.lines().next().unwrap_or("").trim();
+        cache.store(pending, tag, &|p| runner.host_path(p))?;
+    }
+    Ok(compiled)
 }
 
 /// uv's `--python-platform` for installing `req` for `target` over the host-platform base root.

@@ -13,9 +13,11 @@
 use layers::{EntryKind, LayerEntry};
 
 /// The compile script: argv[1] is a file of `source<TAB>name-in-image` lines, argv[2] the
-/// number of processes. Forks (no multiprocessing: the sandbox has no /dev/shm), each child
-/// compiling every n-th file; the exit status is 0 whatever failed to compile.
+/// number of processes. Prints the interpreter's cache tag (`cpython-313`, for the bytecode
+/// cache), then forks (no multiprocessing: the sandbox has no /dev/shm), each child compiling
+/// every n-th file; the exit status is 0 whatever failed to compile.
 pub(crate) const SCRIPT: &str = r#"import compileall, os, py_compile, sys
+print(sys.implementation.cache_tag or "", flush=True)
 pairs = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
 n = max(1, min(int(sys.argv[2]), len(pairs)))
 mode = py_compile.PycInvalidationMode.CHECKED_HASH
@@ -42,6 +44,19 @@ fn compilable(path: &str) -> bool {
         && path
             .split('/')
             .any(|c| c == "site-packages" || c == "dist-packages")
+}
+
+/// Whether `entries` replace the interpreter itself (a `python…` program in a `bin` directory
+/// or a `libpython` library): then what it compiles is not what the base's interpreter would.
+pub(crate) fn touches_interpreter(entries: &[LayerEntry]) -> bool {
+    entries.iter().any(|e| {
+        let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+        name.starts_with("libpython")
+            || (dir.ends_with("bin")
+                && name
+                    .strip_prefix("python")
+                    .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.')))
+    })
 }
 
 /// The image paths (`/usr/local/lib/...`) of the `.py` files in `entries` to compile, sorted.
@@ -90,6 +105,19 @@ mod tests {
             uid: 0,
             gid: 0,
         }
+    }
+
+    #[test]
+    fn a_new_interpreter_is_noticed() {
+        assert!(touches_interpreter(&[file("usr/local/bin/python3.13")]));
+        assert!(touches_interpreter(&[file(
+            "usr/local/lib/libpython3.13.so.1.0"
+        )]));
+        assert!(!touches_interpreter(&[
+            file("usr/local/bin/python-dotenv"),
+            file("usr/local/bin/fastapi"),
+            file("usr/local/lib/python3.13/site-packages/python3/x.py"),
+        ]));
     }
 
     #[test]

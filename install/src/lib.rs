@@ -8,7 +8,7 @@
 //! its output cached as a layer of its own: see [`collectstatic_layer`].
 //!
 //! Sync code only. Cache folders owned here (under pyslip's cache root): `uv-v1`, `pip-v1` (the
-//! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `deps-v1`
+//! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `pyc-v1` (bytecode by source), `deps-v1`
 //! (the dependency-layer index), `project-v1` (the project-layer index), `static-v1` (the collectstatic index), `layer-roots-v1` (layers
 //! unpacked as sandbox lower dirs); blobs go to `blobs-v1/sha256/<hex>`.
 
@@ -27,6 +27,7 @@ mod interp;
 mod key;
 mod locks;
 mod platform;
+mod pyc;
 mod request;
 mod roots;
 mod runner;

@@ -177,6 +177,16 @@ impl Runner {
         }
     }
 
+    /// Where the file at `image_path` (`/usr/local/...`) of the step's result lies on this host:
+    /// in the overlay's upper dir, or in the staging tree.
+    pub fn host_path(&self, image_path: &str) -> PathBuf {
+        let rel = image_path.trim_start_matches('/');
+        match self {
+            Runner::Sandbox(s) => s.upper.join(rel),
+            Runner::Host(h) => h.tree.join(rel),
+        }
+    }
+
     /// Byte-compiles `targets` (image paths) with the image's interpreter.
     pub fn compile(&mut self, targets: &[String]) -> Result<Output, InstallError> {
         if targets.is_empty() {

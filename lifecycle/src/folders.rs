@@ -18,6 +18,8 @@ pub const STATIC_INDEX: &str = "static-v1";
 pub const UV_CACHE: &str = "uv-v1";
 /// pip's package cache (mounted into the sandbox).
 pub const PIP_CACHE: &str = "pip-v1";
+/// Bytecode by interpreter, image path and source (see the install crate's `pyc` module).
+pub const PYC: &str = "pyc-v1";
 /// The pinned uv.
 pub const TOOLS: &str = "tools-v1";
 /// Passed boot checks.
