@@ -243,8 +243,18 @@ impl Run<'_> {
         };
         let mut log = String::new();
         for step in &recipe.steps {
-            let argv = with_python_platform(&step.argv, python_platform.as_deref());
-            let out = runner.run(&argv)?;
+            let platformed =
+                |argv: &[String]| with_python_platform(argv, python_platform.as_deref());
+            if let Some(offline) = step.offline() {
+                let out = runner.run(&platformed(&offline.argv))?;
+                let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
+                log.push_str(&format!("$ {}\n{stderr}", offline.display()));
+                if out.status.success() {
+                    continue;
+                }
+                // Something the lock pins is not in the package cache: the online run below.
+            }
+            let out = runner.run(&platformed(&step.argv))?;
             let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);
             let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
             log.push_str(&format!("$ {}\n{stdout}{stderr}", step.display()));

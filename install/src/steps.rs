@@ -31,9 +31,36 @@ pub(crate) const PIP_CACHE: &str = "/.pyslip/cache/pip";
 pub(crate) struct Step {
     /// argv.
     pub argv: Vec<String>,
+    /// Whether the step installs exactly what a lock pins (versions and hashes), so that it
+    /// is tried offline first, from the package cache alone ([`Step::offline`]).
+    pub offline_first: bool,
 }
 
 impl Step {
+    /// A step run as it is.
+    fn new(argv: Vec<String>) -> Self {
+        Step {
+            argv,
+            offline_first: false,
+        }
+    }
+
+    /// The offline attempt of an [`Step::offline_first`] uv step: `--offline` (uv reads the
+    /// index pages and files from its cache, without revalidating them) and, for an install,
+    /// `--no-build` (a lock's distribution that must be built is left to the online run, which
+    /// picks its files from the current index). `None` for other steps.
+    pub fn offline(&self) -> Option<Step> {
+        if !self.offline_first || self.argv.first().map(String::as_str) != Some(UV) {
+            return None;
+        }
+        let mut argv = self.argv.clone();
+        argv.push("--offline".into());
+        if argv.get(1..3) == Some(&["pip".to_owned(), "install".to_owned()]) {
+            argv.push("--no-build".into());
+        }
+        Some(Step::new(argv))
+    }
+
     /// The command as shown in messages and the history (uv's mount path shown as `uv`).
     pub fn display(&self) -> String {
         self.argv
@@ -247,7 +274,7 @@ pub(crate) fn project_recipe(
     }
     argv.extend((0..install.local.len()).map(local_dir));
     Ok(Recipe {
-        steps: vec![Step { argv }],
+        steps: vec![Step::new(argv)],
         files: config
             .map(|c| (UV_CONFIG.to_owned(), c))
             .into_iter()
@@ -278,7 +305,10 @@ fn uv_export(install: &InstallPlan, output: &str, with_config: bool) -> Step {
         "--output-file",
         output,
     ]));
-    Step { argv }
+    Step {
+        argv,
+        offline_first: true,
+    }
 }
 
 /// The recipe for `install` in `project`: the dependency layer, with the project itself when
@@ -299,13 +329,17 @@ pub(crate) fn recipe(
             .collect(),
         ..Recipe::default()
     };
-    let install_cmd = |extra: &[&str]| Step {
-        argv: base.iter().cloned().chain(strings(extra)).collect(),
+    let install_cmd =
+        |extra: &[&str]| Step::new(base.iter().cloned().chain(strings(extra)).collect());
+    // Hash-pinned: tried offline first.
+    let pinned_cmd = |extra: &[&str]| Step {
+        offline_first: true,
+        ..install_cmd(&[&["--require-hashes", "--no-deps"], extra].concat())
     };
     let locked_req = |r: &mut Recipe, name: &str, content: String| {
         r.files.push((name.to_owned(), content));
         let path = format!("{WORK}/{name}");
-        install_cmd(&["--require-hashes", "--no-deps", "-r", &path])
+        pinned_cmd(&["-r", &path])
     };
     match &install.manager {
         PackageManager::Requirements => r.steps.push(install_cmd(&["-r", "requirements.txt"])),
@@ -370,12 +404,7 @@ pub(crate) fn recipe(
             let exported = format!("{WORK}/uv-requirements.txt");
             r.steps
                 .push(uv_export(install, &exported, config.is_some()));
-            r.steps.push(install_cmd(&[
-                "--require-hashes",
-                "--no-deps",
-                "-r",
-                &exported,
-            ]));
+            r.steps.push(pinned_cmd(&["-r", &exported]));
             if install.install_project && !split {
                 r.copy_project = true;
                 r.steps.push(install_cmd(&["--no-deps", SRC]));
