@@ -172,6 +172,62 @@ fn a_dependency_change_publishes_a_new_entry_and_read_only_writes_nothing() {
     assert_eq!(old["digest"], first["digest"]);
 }
 
+/// Two runners publishing the same key at once both succeed: two builds of one app from empty
+/// cache dirs, started together, both build the layer, both publish it and exit 0 without a
+/// warning (a failed publish warns and goes on); the cache repository holds one entry, and a
+/// third runner takes the layer from it.
+#[test]
+fn two_runners_publishing_the_same_key_at_once_both_succeed() {
+    let cache_repo_path = unique_repo("cache");
+    let cache_repo = format!("{}/{cache_repo_path}", env().registry);
+    let image = format!("{}/{}", env().registry, unique_repo("race"));
+    let flag = ["--cache-repo", cache_repo.as_str()];
+    let runners = [Work::new(), Work::new()];
+    let apps: Vec<_> = runners
+        .iter()
+        .map(|w| w.app("flask-requirements"))
+        .collect();
+    let start = std::sync::Barrier::new(runners.len());
+    let runs: Vec<(Value, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runners
+            .iter()
+            .zip(&apps)
+            .enumerate()
+            .map(|(i, (work, app))| {
+                let (start, image, flag) = (&start, &image, &flag);
+                scope.spawn(move || {
+                    start.wait();
+                    build(work, app, &format!("{image}:{i}"), flag)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a runner's build failed"))
+            .collect()
+    });
+    for (report, stderr) in &runs {
+        // Both missed and built: both published.
+        assert_eq!(layer(report, "deps")["reused"], false, "{report}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+    assert_eq!(runs[0].0["digest"], runs[1].0["digest"]);
+    let published = tags(&cache_repo_path);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert!(published[0].starts_with("deps-"), "{published:?}");
+
+    let third = Work::new();
+    let (report, stderr) = build(
+        &third,
+        &third.app("flask-requirements"),
+        &format!("{image}:third"),
+        &flag,
+    );
+    assert_eq!(layer(&report, "deps")["reused"], "cache-repo", "{report}");
+    assert_eq!(report["digest"], runs[0].0["digest"]);
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
 /// An unreachable cache repo and one that refuses us (401) each cost one warning line; the
 /// build goes on locally.
 #[test]
