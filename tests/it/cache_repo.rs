@@ -24,6 +24,12 @@ fn build(work: &Work, app: &Path, image: &str, extra: &[&str]) -> (Value, String
     (run.json(), run.stderr)
 }
 
+/// [`build`] of `testdata/apps/<app>` on a fresh runner (a work dir with an empty cache).
+fn fresh_build(app: &str, image: &str, extra: &[&str]) -> (Value, String) {
+    let work = Work::new();
+    build(&work, &work.app(app), image, extra)
+}
+
 /// The tags of `repo` (on the open registry), sorted; empty when it does not exist yet.
 fn tags(repo: &str) -> Vec<String> {
     let url = format!("http://{}/v2/{repo}/tags/list", env().registry);
@@ -157,13 +163,7 @@ fn a_dependency_change_publishes_a_new_entry_and_read_only_writes_nothing() {
         layer(&first, "deps")["digest"]
     );
 
-    let d = Work::new();
-    let (old, _) = build(
-        &d,
-        &d.app("flask-requirements"),
-        &format!("{image}:d"),
-        &flag,
-    );
+    let (old, _) = fresh_build("flask-requirements", &format!("{image}:d"), &flag);
     assert_eq!(layer(&old, "deps")["reused"], "cache-repo", "{old}");
     assert_eq!(
         layer(&old, "deps")["digest"],
@@ -216,13 +216,7 @@ fn two_runners_publishing_the_same_key_at_once_both_succeed() {
     assert_eq!(published.len(), 1, "{published:?}");
     assert!(published[0].starts_with("deps-"), "{published:?}");
 
-    let third = Work::new();
-    let (report, stderr) = build(
-        &third,
-        &third.app("flask-requirements"),
-        &format!("{image}:third"),
-        &flag,
-    );
+    let (report, stderr) = fresh_build("flask-requirements", &format!("{image}:third"), &flag);
     assert_eq!(layer(&report, "deps")["reused"], "cache-repo", "{report}");
     assert_eq!(report["digest"], runs[0].0["digest"]);
     assert!(!stderr.contains("warning"), "{stderr}");
@@ -313,13 +307,7 @@ fn a_tampered_entry_is_detected_and_not_used() {
     swapped["layers"][0]["digest"] = genuine["config"]["digest"].clone();
     swapped["layers"][0]["size"] = genuine["config"]["size"].clone();
     put_manifest(&cache_repo_path, &entry_tag, &swapped);
-    let b = Work::new();
-    let (report, stderr) = build(
-        &b,
-        &b.app("flask-requirements"),
-        &format!("{image}:b"),
-        &flag,
-    );
+    let (report, stderr) = fresh_build("flask-requirements", &format!("{image}:b"), &flag);
     assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
     assert!(
         stderr.contains("is not the blob its annotations name"),
