@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use layers::LayerOptions;
+use pyslip_cache::{Cache, LayerKind};
 use pyslip_plan::{FileKind, ShippedFiles};
 
 use crate::compile;
@@ -12,12 +14,10 @@ use crate::fsutil::Scratch;
 use crate::key::{cache_key, project_key};
 use crate::platform;
 use crate::pyc::PycCache;
-use crate::request::{DepsLayer, DepsRequest, ProjectLayer};
+use crate::request::{DepsLayer, DepsRequest, ProjectLayer, open_cache};
 use crate::roots::layer_root;
 use crate::runner::{Runner, Setup};
 use crate::steps::{self, PROJECT, WORK};
-use crate::store::PROJECT_INDEX;
-use crate::store::Store;
 use crate::uv::ensure_uv;
 
 /// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
@@ -56,7 +56,7 @@ pub fn lookup(req: &DepsRequest) -> Result<Option<ProjectLayer>, InstallError> {
         return Err(InstallError::NoInstall);
     }
     let key = cache_key(req)?;
-    Store::cached_layer(req.cache_dir, crate::store::DEPS_INDEX, key)
+    DepsLayer::cached(req.cache_dir, LayerKind::Deps, key)
 }
 
 /// Makes (or reuses) the dependency layer `req` describes.
@@ -74,18 +74,16 @@ pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
         return Ok(hit);
     }
     let key = cache_key(req)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
-    // Bind sources must be free of symlinks; the cache root itself is the user's to choose.
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
+    let cache = open_cache(req.cache_dir)?;
     let recipe = steps::recipe(install, req.project_dir)?;
     let run = Run {
         req,
-        cache_dir: &cache_dir,
+        cache: &cache,
         recipe: &recipe,
         lower: vec![req.base_root.to_owned()],
         history: "pyslip dependencies",
     };
-    run.layer(&Store::new(&cache_dir), key)
+    run.layer(LayerKind::Deps, key)
 }
 
 /// Whether the plan installs the project's own package as a layer of its own (above the
@@ -109,7 +107,7 @@ pub fn lookup_project(
         return Ok(None);
     }
     let key = project_key(req, deps)?;
-    Store::cached_layer(req.cache_dir, PROJECT_INDEX, key)
+    DepsLayer::cached(req.cache_dir, LayerKind::Project, key)
 }
 
 /// Makes (or reuses) the project layer: the project's own package installed with `--no-deps`,
@@ -131,25 +129,23 @@ pub fn project_layer(
         return Ok(Some(hit));
     }
     let key = project_key(req, deps)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(cache_err)?;
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(cache_err)?;
+    let cache = open_cache(req.cache_dir)?;
     let recipe = steps::project_recipe(install, req.project_dir)?;
     let run = Run {
         req,
-        cache_dir: &cache_dir,
+        cache: &cache,
         recipe: &recipe,
-        lower: vec![layer_root(&cache_dir, deps)?, req.base_root.to_owned()],
+        lower: vec![layer_root(cache.root(), deps)?, req.base_root.to_owned()],
         history: "pyslip project",
     };
-    run.layer(&Store::with_index(&cache_dir, PROJECT_INDEX), key)
-        .map(Some)
+    run.layer(LayerKind::Project, key).map(Some)
 }
 
 /// One recipe run (in the sandbox, or for the root from the host), captured as a layer.
 struct Run<'a> {
     req: &'a DepsRequest<'a>,
-    /// The canonical cache root.
-    cache_dir: &'a Path,
+    /// The cache, at its canonical root.
+    cache: &'a Cache,
     recipe: &'a steps::Recipe,
     /// Lower dirs, topmost first (the base root last).
     lower: Vec<PathBuf>,
@@ -160,15 +156,16 @@ struct Run<'a> {
 impl Run<'_> {
     /// Runs the recipe over the lower dirs with the package caches, the CA bundle and the
     /// project available; what it changed, byte-compiled, becomes the layer, recorded under
-    /// `key` in `store`.
-    fn layer(self, store: &Store, key: String) -> Result<DepsLayer, InstallError> {
+    /// `key` in the `kind` index of the cache.
+    fn layer(self, kind: LayerKind, key: String) -> Result<DepsLayer, InstallError> {
         let Run {
             req,
-            cache_dir,
+            cache,
             recipe,
             lower,
             history,
         } = self;
+        let cache_dir = cache.root();
         let uv = if recipe.needs_uv {
             Some(match req.uv_override {
                 Some(path) => fs_err::canonicalize(path).map_err(cache_err)?,
@@ -185,7 +182,7 @@ impl Run<'_> {
         let pass = PassThrough::from_host(&req.host_env);
         let secrets = pass.secrets();
 
-        let scratch = Scratch::new_in(&store.tmp()?, "deps-").map_err(cache_err)?;
+        let scratch = Scratch::new_in(&cache.tmp_dir(), "deps-").map_err(cache_err)?;
         let files = scratch.join("files");
         fs_err::create_dir(&files).map_err(cache_err)?;
         for (name, content) in &recipe.files {
@@ -306,9 +303,10 @@ impl Run<'_> {
         if let Some(target) = &foreign {
             platform::check_elf(&changes.entries, target)?;
         }
-        let (layer, blob_path) = store.write_blob(changes.entries, req.mtime)?;
+        let (layer, blob_path) =
+            cache.write_layer(changes.entries, &LayerOptions { mtime: req.mtime })?;
         let created_by = created_by(history, recipe);
-        store.record(&key, &layer, &created_by)?;
+        cache.record_layer(kind, &key, &layer, &created_by)?;
         Ok(DepsLayer {
             layer,
             blob_path,

@@ -4,7 +4,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use layers::{Digest, EntryKind, LayerEntry};
+use layers::{Digest, EntryKind, LayerEntry, LayerOptions};
+use pyslip_cache::LayerKind;
 use pyslip_plan::{BuildPlan, Collectstatic, FileKind};
 
 use crate::env::PassThrough;
@@ -12,11 +13,9 @@ use crate::error::InstallError;
 use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::KeyHasher;
-use crate::request::DepsLayer;
+use crate::request::{DepsLayer, open_cache};
 use crate::roots::layer_root;
 use crate::runner::{Isolation, Runner, Setup};
-use crate::store::STATIC_INDEX as INDEX;
-use crate::store::Store;
 
 /// Version of the static layer's key scheme: bump it when the recipe or the filter changes.
 pub const STATIC_KEY_SCHEME: &str = "pyslip-static-v1";
@@ -120,7 +119,7 @@ pub fn lookup_static(req: &StaticRequest) -> Result<Option<StaticLayer>, Install
         return Ok(None);
     }
     let key = static_key(req)?;
-    Store::cached_layer(req.cache_dir, INDEX, key)
+    DepsLayer::cached(req.cache_dir, LayerKind::Static, key)
 }
 
 /// Runs (or reuses) Django's collectstatic and returns its output as a layer; `Ok(None)` when
@@ -143,15 +142,14 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
     }
     let owner = runtime_owner(&req.plan.user.value)?;
     let key = static_key(req)?;
-    fs_err::create_dir_all(req.cache_dir).map_err(InstallError::Cache)?;
-    let cache_dir = fs_err::canonicalize(req.cache_dir).map_err(InstallError::Cache)?;
-    let store = Store::with_index(&cache_dir, INDEX);
+    let cache = open_cache(req.cache_dir)?;
+    let cache_dir = cache.root();
 
     let mut lower = Vec::new();
     for layer in req.layers.iter().rev() {
-        lower.push(layer_root(&cache_dir, layer)?);
+        lower.push(layer_root(cache_dir, layer)?);
     }
-    let scratch = Scratch::new_in(&store.tmp()?, "static-").map_err(InstallError::Cache)?;
+    let scratch = Scratch::new_in(&cache.tmp_dir(), "static-").map_err(InstallError::Cache)?;
     let (files, app) = (scratch.join("files"), scratch.join("app"));
     for d in [&files, &app] {
         fs_err::create_dir(d).map_err(InstallError::Cache)?;
@@ -185,7 +183,7 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
             scratch: &scratch,
             files: &files,
             uv: None,
-            cache_dir: &cache_dir,
+            cache_dir,
             pass: &PassThrough::default(),
             mtime: req.mtime,
             extra_env: image_env(req.plan),
@@ -258,12 +256,12 @@ pub fn collectstatic_layer(req: &StaticRequest) -> Result<Option<StaticLayer>, I
 
     let changes = runner.changes(&|_| true)?;
     let entries = static_entries(changes.entries, &workdir, &static_rel, owner);
-    let (layer, blob_path) = store.write_blob(entries, req.mtime)?;
+    let (layer, blob_path) = cache.write_layer(entries, &LayerOptions { mtime: req.mtime })?;
     let created_by = format!(
         "pyslip collectstatic: cd {} && {shown}",
         manage_dir.as_deref().unwrap_or(".")
     );
-    store.record(&key, &layer, &created_by)?;
+    cache.record_layer(LayerKind::Static, &key, &layer, &created_by)?;
     Ok(Some(DepsLayer {
         layer,
         blob_path,

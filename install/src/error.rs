@@ -50,6 +50,9 @@ pub enum InstallError {
     /// A cache directory or file operation failed.
     #[error("dependency cache operation failed")]
     Cache(#[source] std::io::Error),
+    /// The cache refused or failed an operation (an unusable cache directory, a bad key).
+    #[error(transparent)]
+    Store(pyslip_cache::CacheError),
     /// A project file the install reads could not be read.
     #[error("cannot read project file {}", path.display())]
     ReadInput {
@@ -229,6 +232,18 @@ fn compiler_hint(package: Option<&str>, python: &str, wheels: Option<&WheelAdvic
     }
 }
 
+impl From<pyslip_cache::CacheError> for InstallError {
+    /// The cache's I/O and layer errors become the variants of this crate's own I/O and layer
+    /// errors (the binary's hints look for those).
+    fn from(err: pyslip_cache::CacheError) -> Self {
+        match err {
+            pyslip_cache::CacheError::Io(e) => InstallError::Cache(e),
+            pyslip_cache::CacheError::Layer(e) => InstallError::Layer(e),
+            other => InstallError::Store(other),
+        }
+    }
+}
+
 impl InstallError {
     /// For a failed install: the last lines of the installer's output and the file holding
     /// the whole log, for the binary to print above the one-line error.
@@ -278,6 +293,7 @@ impl InstallError {
             InstallError::Sandbox(e) => e.hint(),
             InstallError::Input(e) => e.hint(),
             InstallError::Layer(e) => e.hint(),
+            InstallError::Store(e) => e.hint(),
             InstallError::Unpack(e) => e.hint(),
             InstallError::User(_) => Some(
                 "set --user (or user = in [tool.pyslip]) to root or numeric ids such as 1000:1000".to_owned(),

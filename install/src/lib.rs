@@ -8,9 +8,11 @@
 //! its output cached as a layer of its own: see [`collectstatic_layer`].
 //!
 //! Sync code only. Cache folders owned here (under pyslip's cache root): `uv-v1`, `pip-v1` (the
-//! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `pyc-v1` (bytecode by source), `deps-v1`
-//! (the dependency-layer index), `project-v1` (the project-layer index), `static-v1` (the collectstatic index), `layer-roots-v1` (layers
-//! unpacked as sandbox lower dirs); blobs go to `blobs-v1/sha256/<hex>`.
+//! installers' package caches, mounted into the sandbox), `tools-v1` (the pinned uv), `pyc-v1`
+//! (bytecode by source, see the `pyc` module), `layer-roots-v1` (layers unpacked as sandbox
+//! lower dirs). Layers are written into the blob store and recorded in the layer index
+//! (`deps-v1`, `project-v1`, `static-v1`) through `pyslip_cache`, the one cache module the
+//! binary uses too.
 
 // Tests may unwrap: a panic is the failure report there.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -33,7 +35,6 @@ mod roots;
 mod runner;
 mod shadow;
 mod steps;
-mod store;
 mod uv;
 
 pub use build::{dependency_layer, has_project_layer, lookup, lookup_project, project_layer};
@@ -45,8 +46,8 @@ pub use env::strip_credentials;
 pub use error::{FailureContext, FailureKind, InstallError, WheelAdvice};
 pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
+pub use pyslip_cache::LayerKind;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;
 pub use runner::Isolation;
-pub use store::{LayerKind, record_layer};
 pub use uv::{Fetch, UV_VERSION, ensure_uv};

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use layers::{Digest, WrittenLayer};
+use pyslip_cache::{Cache, LayerKind};
 use pyslip_plan::BuildPlan;
 
+use crate::error::InstallError;
 use crate::runner::Isolation;
 
 /// One dependency-layer build.
@@ -59,3 +61,32 @@ pub struct DepsLayer {
 /// The project layer (the project's own package, installed without its dependencies): the same
 /// shape as the dependency layer.
 pub type ProjectLayer = DepsLayer;
+
+/// pyslip's cache at `dir`, opened (created and checked) at its canonical path: the sandbox
+/// bind-mounts folders of it, and bind sources must be free of symlinks.
+pub(crate) fn open_cache(dir: &Path) -> Result<Cache, InstallError> {
+    fs_err::create_dir_all(dir).map_err(InstallError::Cache)?;
+    let dir = fs_err::canonicalize(dir).map_err(InstallError::Cache)?;
+    Ok(Cache::open(dir)?)
+}
+
+impl DepsLayer {
+    /// The layer recorded under `key` in the `kind` index of the cache at `cache_dir`, reused;
+    /// `None` when absent or when its blob no longer verifies.
+    pub(crate) fn cached(
+        cache_dir: &Path,
+        kind: LayerKind,
+        key: String,
+    ) -> Result<Option<DepsLayer>, InstallError> {
+        let cache = open_cache(cache_dir)?;
+        Ok(cache.lookup_layer(kind, &key).map(|hit| DepsLayer {
+            layer: hit.layer,
+            blob_path: hit.blob_path,
+            reused: true,
+            created_by: hit.created_by,
+            key,
+            log: String::new(),
+            special_bits: Vec::new(),
+        }))
+    }
+}

@@ -83,7 +83,7 @@ pub fn ensure_uv(
         return Ok(binary);
     }
     fs_err::create_dir_all(&dir).map_err(cache_err)?;
-    let tmp_dir = cache_dir.join("tmp");
+    let tmp_dir = cache_dir.join(pyslip_lifecycle::folders::TMP);
     fs_err::create_dir_all(&tmp_dir).map_err(cache_err)?;
 
     let wheel =

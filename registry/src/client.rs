@@ -54,7 +54,10 @@ impl Default for ClientConfig {
 pub struct Client {
     pub(crate) transport: Arc<Transport>,
     pub(crate) max_concurrent_transfers: usize,
-    pub(crate) small_cache: Option<crate::small_cache::SmallCache>,
+    /// Manifests and configs kept by digest (`ClientConfig::blob_cache`): a tag that still points
+    /// at the same manifest costs one request instead of three. Only content named by its digest
+    /// is stored, and it is verified again when read; failing to store it never fails a pull.
+    pub(crate) small_cache: Option<pyslip_cache::BlobStore>,
     pub(crate) received: Arc<Received>,
 }
 
@@ -81,7 +84,7 @@ impl Client {
         let small_cache = config
             .blob_cache
             .clone()
-            .map(crate::small_cache::SmallCache::new);
+            .map(pyslip_cache::BlobStore::in_dir);
         Ok(Self {
             transport: Arc::new(Transport::new(config)?),
             max_concurrent_transfers,

@@ -18,7 +18,6 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod referrers;
-mod small_cache;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;

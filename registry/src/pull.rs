@@ -190,7 +190,7 @@ impl Client {
     ) -> Result<FetchedManifest, RegistryError> {
         let by_digest = expected.filter(|(d, _)| d.to_string() == tag_or_digest);
         if let (Some(cache), Some((digest, size))) = (&self.small_cache, by_digest)
-            && let Some(bytes) = cache.get(digest)
+            && let Some(bytes) = cache.read(digest).map(Bytes::from)
             && size.is_none_or(|s| s == bytes.len() as u64)
         {
             let (kind, media_type) = manifest::classify(&bytes, None, repo.api_host(), shown)?;
@@ -259,7 +259,8 @@ impl Client {
             .and_then(|v| v.to_str().ok());
         let (kind, media_type) = manifest::classify(&bytes, content_type, repo.api_host(), shown)?;
         if let Some(cache) = &self.small_cache {
-            cache.put(&actual, &bytes);
+            // An optimisation: failing to store it never fails the pull.
+            let _ = cache.write(&bytes);
         }
         Ok(FetchedManifest {
             digest: actual,
@@ -286,7 +287,8 @@ impl Client {
         if let Some(bytes) = self
             .small_cache
             .as_ref()
-            .and_then(|c| c.get(&descriptor.digest))
+            .and_then(|c| c.read(&descriptor.digest))
+            .map(Bytes::from)
             && bytes.len() as u64 == descriptor.size
         {
             return Ok(bytes);
@@ -301,7 +303,7 @@ impl Client {
                 Ok(bytes) => {
                     verify(what, &bytes, &descriptor.digest, Some(descriptor.size))?;
                     if let Some(cache) = &self.small_cache {
-                        cache.put(&descriptor.digest, &bytes);
+                        let _ = cache.write(&bytes);
                     }
                     return Ok(bytes);
                 }

@@ -1,7 +1,6 @@
 //! The application layer (project files under the workdir, owned by the runtime user) and the
 //! image settings that go with it.
 
-use std::io::{BufWriter, Write as _};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -84,15 +83,9 @@ pub fn write(
     opts: &LayerOptions,
 ) -> Result<WrittenLayer> {
     let entries = entries(dir, plan)?;
-    let mut pending = cache.pending_blob()?;
-    let layer = {
-        let mut out = BufWriter::with_capacity(1 << 20, &mut pending);
-        let layer = layers::write_layer(entries, opts, &mut out)
-            .with_context(|| format!("writing the app layer from {}", dir.display()))?;
-        out.flush()?;
-        layer
-    };
-    pending.commit(Some(&layer.digest))?;
+    let (layer, _) = cache
+        .write_layer(entries, opts)
+        .with_context(|| format!("writing the app layer from {}", dir.display()))?;
     Ok(layer)
 }
 

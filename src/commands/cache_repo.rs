@@ -9,6 +9,10 @@
 //! when a local output, a later build step or the boot check needs its bytes, and then its
 //! diff_id is verified before use.
 //!
+//! It is a second tier of the one local store (`pyslip_cache`), not a store of its own: a hit's
+//! blob is downloaded into the local blob store and recorded in the local layer index, so the
+//! next build on this runner finds it there.
+//!
 //! The cache is an optimisation: the first failure to reach or use REPO (network, auth,
 //! server error) prints one warning line and the build goes on without it.
 
@@ -18,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use layers::{Digest, WrittenLayer};
-use pyslip_install::{DepsLayer, LayerKind};
+use pyslip_cache::LayerKind;
+use pyslip_install::DepsLayer;
 use pyslip_registry::{BlobSource, ClientConfig, RetryPolicy};
 use pyslip_registry::{
     Client, Descriptor, ManifestToPush, PushBlob, RegistryError, RepoRef, media_types,
@@ -63,15 +68,6 @@ impl Reuse {
     /// From the install crate's `reused` flag (it knows only the local cache).
     pub fn local(reused: bool) -> Self {
         if reused { Self::Local } else { Self::Built }
-    }
-}
-
-/// The name of `kind` in tags and annotations.
-pub fn kind_name(kind: LayerKind) -> &'static str {
-    match kind {
-        LayerKind::Deps => "deps",
-        LayerKind::Project => "project",
-        LayerKind::Static => "static",
     }
 }
 
@@ -160,7 +156,7 @@ impl CacheRepo {
     }
 
     fn tag(kind: LayerKind, key: &str) -> String {
-        format!("{}-{key}", kind_name(kind))
+        format!("{}-{key}", kind.name())
     }
 
     /// Look `key` up; a hit is a [`DepsLayer`] whose blob may not be in the local store yet
@@ -235,7 +231,7 @@ impl CacheRepo {
                 layer.layer.diff_id
             );
         }
-        pyslip_install::record_layer(cache.root(), kind, layer)?;
+        cache.record_layer(kind, &layer.key, &layer.layer, &layer.created_by)?;
         Ok(())
     }
 
@@ -346,7 +342,7 @@ fn entry_manifest(kind: LayerKind, layer: &DepsLayer, inputs: Option<&str>) -> V
     let l = &layer.layer;
     let mut annotations: BTreeMap<&str, String> = BTreeMap::from([
         (annotation::KEY, layer.key.clone()),
-        (annotation::ORIGIN, kind_name(kind).to_owned()),
+        (annotation::ORIGIN, kind.name().to_owned()),
         (annotation::LAYER_FORMAT, layers::LAYER_FORMAT.to_owned()),
         (annotation::DIGEST, l.digest.to_string()),
         (annotation::DIFF_ID, l.diff_id.to_string()),
@@ -399,7 +395,7 @@ fn parse_entry(bytes: &[u8], kind: LayerKind, key: &str) -> Result<(WrittenLayer
         Ok(())
     };
     expect(annotation::KEY, key)?;
-    expect(annotation::ORIGIN, kind_name(kind))?;
+    expect(annotation::ORIGIN, kind.name())?;
     expect(annotation::LAYER_FORMAT, layers::LAYER_FORMAT)?;
     let number = |name: &str| -> Result<u64> {
         a(name)?

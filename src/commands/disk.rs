@@ -58,7 +58,9 @@ fn in_cache(err: &anyhow::Error) -> bool {
             || c.is::<layers::UnpackError>()
             || matches!(
                 c.downcast_ref::<pyslip_install::InstallError>(),
-                Some(pyslip_install::InstallError::Cache(_))
+                Some(
+                    pyslip_install::InstallError::Cache(_) | pyslip_install::InstallError::Store(_)
+                )
             )
     })
 }

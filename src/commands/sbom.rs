@@ -186,17 +186,11 @@ pub async fn make(
 
 /// Write `bytes` to `dest` through a temp file beside it, fsynced and renamed into place.
 fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
     let parent = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("creating a temp file in {}", parent.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(dest)
-        .with_context(|| format!("writing {}", dest.display()))?;
+    crate::cache::write_atomic_in(parent, dest, bytes)?;
     Ok(())
 }
 

@@ -24,6 +24,12 @@ fn build(work: &Work, app: &Path, image: &str, extra: &[&str]) -> (Value, String
     (run.json(), run.stderr)
 }
 
+/// [`build`] of `testdata/apps/<app>` on a fresh runner (a work dir with an empty cache).
+fn fresh_build(app: &str, image: &str, extra: &[&str]) -> (Value, String) {
+    let work = Work::new();
+    build(&work, &work.app(app), image, extra)
+}
+
 /// The tags of `repo` (on the open registry), sorted; empty when it does not exist yet.
 fn tags(repo: &str) -> Vec<String> {
     let url = format!("http://{}/v2/{repo}/tags/list", env().registry);
@@ -157,19 +163,63 @@ fn a_dependency_change_publishes_a_new_entry_and_read_only_writes_nothing() {
         layer(&first, "deps")["digest"]
     );
 
-    let d = Work::new();
-    let (old, _) = build(
-        &d,
-        &d.app("flask-requirements"),
-        &format!("{image}:d"),
-        &flag,
-    );
+    let (old, _) = fresh_build("flask-requirements", &format!("{image}:d"), &flag);
     assert_eq!(layer(&old, "deps")["reused"], "cache-repo", "{old}");
     assert_eq!(
         layer(&old, "deps")["digest"],
         layer(&first, "deps")["digest"]
     );
     assert_eq!(old["digest"], first["digest"]);
+}
+
+/// Two runners publishing the same key at once both succeed: two builds of one app from empty
+/// cache dirs, started together, both build the layer, both publish it and exit 0 without a
+/// warning (a failed publish warns and goes on); the cache repository holds one entry, and a
+/// third runner takes the layer from it.
+#[test]
+fn two_runners_publishing_the_same_key_at_once_both_succeed() {
+    let cache_repo_path = unique_repo("cache");
+    let cache_repo = format!("{}/{cache_repo_path}", env().registry);
+    let image = format!("{}/{}", env().registry, unique_repo("race"));
+    let flag = ["--cache-repo", cache_repo.as_str()];
+    let runners = [Work::new(), Work::new()];
+    let apps: Vec<_> = runners
+        .iter()
+        .map(|w| w.app("flask-requirements"))
+        .collect();
+    let start = std::sync::Barrier::new(runners.len());
+    let runs: Vec<(Value, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runners
+            .iter()
+            .zip(&apps)
+            .enumerate()
+            .map(|(i, (work, app))| {
+                let (start, image, flag) = (&start, &image, &flag);
+                scope.spawn(move || {
+                    start.wait();
+                    build(work, app, &format!("{image}:{i}"), flag)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a runner's build failed"))
+            .collect()
+    });
+    for (report, stderr) in &runs {
+        // Both missed and built: both published.
+        assert_eq!(layer(report, "deps")["reused"], false, "{report}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    }
+    assert_eq!(runs[0].0["digest"], runs[1].0["digest"]);
+    let published = tags(&cache_repo_path);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert!(published[0].starts_with("deps-"), "{published:?}");
+
+    let (report, stderr) = fresh_build("flask-requirements", &format!("{image}:third"), &flag);
+    assert_eq!(layer(&report, "deps")["reused"], "cache-repo", "{report}");
+    assert_eq!(report["digest"], runs[0].0["digest"]);
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 /// An unreachable cache repo and one that refuses us (401) each cost one warning line; the
@@ -257,13 +307,7 @@ fn a_tampered_entry_is_detected_and_not_used() {
     swapped["layers"][0]["digest"] = genuine["config"]["digest"].clone();
     swapped["layers"][0]["size"] = genuine["config"]["size"].clone();
     put_manifest(&cache_repo_path, &entry_tag, &swapped);
-    let b = Work::new();
-    let (report, stderr) = build(
-        &b,
-        &b.app("flask-requirements"),
-        &format!("{image}:b"),
-        &flag,
-    );
+    let (report, stderr) = fresh_build("flask-requirements", &format!("{image}:b"), &flag);
     assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
     assert!(
         stderr.contains("is not the blob its annotations name"),

@@ -34,20 +34,14 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Write `dest` atomically: a temp file beside it, written by `fill`, fsynced, renamed.
+/// Write `dest` atomically: a temp file beside it, written by `fill`, fsynced, renamed (the
+/// cache's helper: the temp file is locked while written and removed if the build is
+/// interrupted).
 pub(crate) fn write_atomic_with(
     dest: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), ImageError> {
-    let dir = parent_dir(dest);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| in_dir(e, "creating a temp file in", dir))?;
-    fill(tmp.as_file_mut()).map_err(|e| in_dir(e, "writing", dest))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(dest)
-        .map_err(|e| in_dir(e.error, "renaming into", dest))?;
+    pyslip_cache::write_atomic_with(parent_dir(dest), TEMP_PREFIX, dest, fill)?;
     Ok(())
 }
 

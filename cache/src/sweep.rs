@@ -7,7 +7,7 @@ use pyslip_lifecycle::folders;
 use pyslip_lifecycle::scratch::TRASH;
 use pyslip_lifecycle::sweep::{Pick, Rule, Swept, sweep};
 
-use super::Cache;
+use crate::root::Cache;
 
 /// Folders of the cache that hold temp entries, and which of their entries are temp: `tmp/`
 /// holds nothing else; elsewhere temp names start with `.` beside finished entries named by
