@@ -15,17 +15,16 @@ mod error;
 mod fsops;
 mod stream;
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
 use pyslip_lifecycle::scratch::ScratchDir;
 
 pub use error::UnpackError;
 
 use apply::Applier;
 use fsops::RootFs;
-use stream::{Budget, Pending, StreamState, read_record};
+use stream::{Budget, Pending, StreamState, inflate_channel, inflate_into, read_record};
 
 /// Bounds on what one layer may make the unpacker do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,18 +86,32 @@ pub struct UnpackStats {
 /// Apply one gzip'd tar layer on top of the content of `root`, an existing directory.
 ///
 /// On error the root is in an undefined (but still confined) state and must be discarded.
-pub fn unpack_layer<R: Read>(
+///
+/// The layer is inflated on a second thread, a few MiB ahead of the files being written.
+pub fn unpack_layer<R: Read + Send>(
     root: &Path,
     gzipped_tar: R,
     limits: &UnpackLimits,
 ) -> Result<UnpackStats, UnpackError> {
     let rootfs = RootFs::open(root)?;
+    std::thread::scope(|scope| {
+        let (tx, inflated) = inflate_channel();
+        scope.spawn(move || inflate_into(gzipped_tar, tx));
+        // Returning drops the reader, which stops the inflating thread.
+        apply_stream(&rootfs, inflated, limits)
+    })
+}
+
+/// Applies the decompressed tar stream `tar` to `rootfs`.
+fn apply_stream(
+    rootfs: &RootFs,
+    tar: impl Read,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, UnpackError> {
     let state = StreamState::default();
-    let decoder = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, gzipped_tar));
-    let mut archive =
-        tar::Archive::new(Budget::new(decoder, limits.max_uncompressed, state.clone()));
+    let mut archive = tar::Archive::new(Budget::new(tar, limits.max_uncompressed, state.clone()));
     let budget = limits.max_uncompressed;
-    let mut applier = Applier::new(&rootfs);
+    let mut applier = Applier::new(rootfs);
     {
         let entries = archive
             .entries()
@@ -160,7 +173,7 @@ pub fn unpack_layer<R: Read>(
 /// Unpack `layers` (in order, lowest first) into a new root at `dest`, atomically: into a
 /// temporary directory beside `dest`, renamed to `dest` only after every layer succeeded. On error
 /// the temporary directory is removed and `dest` is untouched. Returns the stats of each layer.
-pub fn unpack_layers_into<R: Read>(
+pub fn unpack_layers_into<R: Read + Send>(
     dest: &Path,
     layers: impl IntoIterator<Item = R>,
     limits: &UnpackLimits,

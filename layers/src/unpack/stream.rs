@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::error::UnpackError;
 
@@ -169,4 +170,78 @@ pub(crate) fn read_record<R: Read>(
         data.pop();
     }
     Ok(data)
+}
+
+/// Decompressed chunks buffered ahead of the applier (at most this many MiB in memory).
+const AHEAD_CHUNKS: usize = 8;
+const CHUNK: usize = 1024 * 1024;
+
+/// Inflates `compressed` into `tx` in chunks until the end, an error (sent on), or the reader
+/// side hanging up. Runs on a thread of its own so that inflating a layer and writing its files
+/// overlap (a base layer is mostly one gzip stream, which cannot be inflated in parallel).
+pub(crate) fn inflate_into<R: Read>(compressed: R, tx: SyncSender<io::Result<Vec<u8>>>) {
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, compressed));
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match decoder.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return;
+        }
+        chunk.truncate(filled);
+        if tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The reading end of [`inflate_into`]: the decompressed stream, in order. The end of the
+/// channel is the end of the stream.
+pub(crate) struct Inflated {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+/// A channel for [`inflate_into`] and its reader.
+pub(crate) fn inflate_channel() -> (SyncSender<io::Result<Vec<u8>>>, Inflated) {
+    let (tx, rx) = sync_channel(AHEAD_CHUNKS);
+    (
+        tx,
+        Inflated {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        },
+    )
+}
+
+impl Read for Inflated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    self.chunk = next?;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let rest = self.chunk.get(self.at..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
 }
