@@ -2,8 +2,9 @@
 # Measure pyslip against buildah on the same app, in one run, each build pushed to the loopback
 # registry, each scenario run RUNS times:
 #   cold        empty cache / empty storage (pyslip: also no uv, no package cache)
-#   cold-pkgs   pyslip: empty cache except the package caches and uv (the spec's "cold cache,
-#               warm package index cache"); buildah: as cold (its Containerfile has no cache mount)
+#   cold-pkgs   pyslip: empty cache except the package-derived caches (uv's and pip's, the pinned
+#               uv, the bytecode cache: the spec's "cold cache, warm package index cache");
+#               buildah: as cold (its Containerfile has no cache mount)
 #   noop        rebuild of an unchanged app
 #   app-change  rebuild after a change to app code only
 # PYSLIP_BENCH_SCENARIOS picks some of them (default: all four).
@@ -139,31 +140,25 @@ reset_pyslip() {
 	g=$(next_gen pyslip)
 	install -d -o "$user" "$work/cache-$g"
 }
-reset_pyslip_pkgs() {
-	local old g d
-	old=$(cat "$work/gen-pyslip")
-	g=$(next_gen pyslip)
-	install -d -o "$user" "$work/cache-$g" "$work/cache-$g/pyslip"
-	for d in uv-v1 pip-v1 tools-v1; do
-		[[ -d $work/cache-$old/pyslip/$d ]] && cp -a "$work/cache-$old/pyslip/$d" "$work/cache-$g/pyslip/"
+# A fresh cache dir (prefix $2 of generation folders of tool $1) holding only the previous one's
+# package-derived caches: uv's and pip's package caches, the pinned uv, and the bytecode cache.
+fresh_cache_keeping_pkgs() {
+	local tool=$1 prefix=$2 old g d
+	old=$(cat "$work/gen-$tool")
+	g=$(next_gen "$tool")
+	install -d -o "$user" "$work/$prefix-$g" "$work/$prefix-$g/pyslip"
+	for d in uv-v1 pip-v1 tools-v1 pyc-v1; do
+		[[ -d $work/$prefix-$old/pyslip/$d ]] && cp -a "$work/$prefix-$old/pyslip/$d" "$work/$prefix-$g/pyslip/"
 	done
 	return 0
 }
+reset_pyslip_pkgs() { fresh_cache_keeping_pkgs pyslip cache; }
 reset_nons() {
 	local g
 	g=$(next_gen nons)
 	install -d -o "$user" "$work/nons-cache-$g"
 }
-reset_nons_pkgs() {
-	local old g d
-	old=$(cat "$work/gen-nons")
-	g=$(next_gen nons)
-	install -d -o "$user" "$work/nons-cache-$g" "$work/nons-cache-$g/pyslip"
-	for d in uv-v1 pip-v1 tools-v1; do
-		[[ -d $work/nons-cache-$old/pyslip/$d ]] && cp -a "$work/nons-cache-$old/pyslip/$d" "$work/nons-cache-$g/pyslip/"
-	done
-	return 0
-}
+reset_nons_pkgs() { fresh_cache_keeping_pkgs nons nons-cache; }
 reset_buildah() {
 	local g
 	g=$(next_gen buildah)

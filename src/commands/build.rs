@@ -136,7 +136,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
                     .await?,
             );
         }
-        let statics = ctx.statics(&bases, &installed).await?;
+        let statics = ctx.statics(&bases, &mut installed).await?;
         let app = app_task.await.context("app layer task failed")??;
         let shared = Shared {
             base_ref: &base_ref,
@@ -313,42 +313,70 @@ impl Ctx<'_> {
 
     /// Django's collected static files, made once over this machine's platform (its
     /// dependency layers installed for it when the build makes no image for it): the same
-    /// blob goes into every platform's image.
+    /// blob goes into every platform's image. When a layer below came from the cache
+    /// repository and does not verify, the host's layers are installed here (replacing them in
+    /// `installed`) and collectstatic runs over those.
     async fn statics(
         &self,
         bases: &Bases,
-        installed: &[Option<Installed>],
+        installed: &mut [Option<Installed>],
     ) -> Result<Option<(StaticLayer, Reuse)>> {
         if self.plan.install.is_none() || !pyslip_install::runs_collectstatic(self.plan) {
             return Ok(None);
         }
         let host = Platform::host();
-        let made_for_host;
-        let (root, host_installed) = match bases.host_target() {
-            Some(at) => (&bases.targets[at].base, installed[at].as_ref()),
-            None => {
-                let root = bases
-                    .host
-                    .as_ref()
-                    .context("no base image for this machine")?;
-                made_for_host = self.install(root, &host).await?;
-                (root, made_for_host.as_ref())
-            }
+        let at = bases.host_target();
+        let root = match at {
+            Some(at) => &bases.targets[at].base,
+            None => bases
+                .host
+                .as_ref()
+                .context("no base image for this machine")?,
         };
-        let Some(host_installed) = host_installed else {
-            return Ok(None);
+        let mut made_for_host = match at {
+            Some(_) => None,
+            None => self.install(root, &host).await?,
         };
-        let mut below = vec![(
-            &host_installed.deps,
-            LayerKind::Deps,
-            host_installed.deps_reuse,
-        )];
-        if let Some(project) = &host_installed.project {
-            below.push((project, LayerKind::Project, host_installed.project_reuse));
-        }
         self.printer.step("running collectstatic");
+        let first = match at.map_or(made_for_host.as_ref(), |at| installed[at].as_ref()) {
+            Some(layers) => self.collectstatic(root, layers).await,
+            None => return Ok(None),
+        };
+        match first {
+            Err(err) if err.is::<deps::BelowUnusable>() => {
+                self.printer
+                    .warn(&format!("{err:#}; installing the dependencies here"));
+                let local = Ctx {
+                    cache_repo: None,
+                    ..*self
+                };
+                let rebuilt = local.install(root, &host).await?;
+                match at {
+                    Some(at) => installed[at] = rebuilt,
+                    None => made_for_host = rebuilt,
+                }
+                match at.map_or(made_for_host.as_ref(), |at| installed[at].as_ref()) {
+                    Some(layers) => self.collectstatic(root, layers).await,
+                    None => Ok(None),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// collectstatic over the host's `layers`.
+    async fn collectstatic(
+        &self,
+        root: &PulledImage,
+        layers: &Installed,
+    ) -> Result<Option<(StaticLayer, Reuse)>> {
+        let mut below = vec![(&layers.deps, LayerKind::Deps, layers.deps_reuse)];
+        if let Some(project) = &layers.project {
+            below.push((project, LayerKind::Project, layers.project_reuse));
+        }
+        let host = Platform::host();
         let settings = self.settings(&host);
-        let made = deps::static_layer(
+        deps::static_layer(
             self.client,
             self.cache,
             root,
@@ -357,8 +385,7 @@ impl Ctx<'_> {
             &settings,
             self.printer,
         )
-        .await?;
-        Ok(made)
+        .await
     }
 
     /// One platform's image: its base's layers and config, its dependency layers, and the

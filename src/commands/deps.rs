@@ -280,6 +280,12 @@ pub async fn layers(
     .context("building the dependency layer")
 }
 
+/// A layer collectstatic runs over came from the cache repository and does not verify: the
+/// caller installs the layers here instead and runs collectstatic again.
+#[derive(Debug, thiserror::Error)]
+#[error("a layer collectstatic runs over cannot be used: {0}")]
+pub struct BelowUnusable(String);
+
 /// Run (or reuse) Django's collectstatic over the dependency layer; `None` when the plan does
 /// not run it. Like the dependency layer, a cache hit needs no base root and no sandbox.
 pub async fn static_layer(
@@ -326,9 +332,9 @@ pub async fn static_layer(
     }
     // collectstatic runs over the layers below: they must be here.
     for (layer, kind, reuse) in below_reuse {
-        ensure_local(layer, *kind, *reuse, cache, settings.cache_repo)
-            .await
-            .context("the layers collectstatic runs over")?;
+        if let Err(err) = ensure_local(layer, *kind, *reuse, cache, settings.cache_repo).await {
+            return Err(BelowUnusable(format!("{err:#}")).into());
+        }
     }
     req.isolation = settings.isolation.get(cache, printer);
     let root = base::root(client, cache, base).await?;

@@ -337,3 +337,52 @@ fn a_tampered_entry_is_detected_and_not_used() {
     assert!(run.stderr.contains("has diff_id"), "{}", run.stderr);
     assert_eq!(report["digest"], first["digest"]);
 }
+
+/// collectstatic needs the bytes of the layers it runs over: a dependency entry whose stated
+/// diff_id is wrong is caught when its blob is downloaded for that, and the build installs the
+/// dependencies here and runs collectstatic over them (it used to stop).
+#[test]
+fn a_tampered_entry_below_collectstatic_is_installed_here_instead() {
+    let cache_repo_path = unique_repo("cache");
+    let cache_repo = format!("{}/{cache_repo_path}", env().registry);
+    let flag = ["--cache-repo", cache_repo.as_str()];
+    let image = format!("{}/{}", env().registry, unique_repo("tampered-django"));
+    let a = Work::new();
+    let (first, _) = build(&a, &a.app("django"), &format!("{image}:a"), &flag);
+    let entry_tag = tags(&cache_repo_path)
+        .into_iter()
+        .find(|t| t.starts_with("deps-"))
+        .expect("deps entry");
+    let mut lying = get_manifest(&cache_repo_path, &entry_tag);
+    lying["annotations"]["dev.pyslip.cache.diff-id"] =
+        Value::from(format!("sha256:{}", "0".repeat(64)));
+    put_manifest(&cache_repo_path, &entry_tag, &lying);
+
+    // A static file changed: the static layer misses, the dependency entry hits.
+    let b = Work::new();
+    let app = b.app("django");
+    let css = app.join("static/site.css");
+    let text = fs_err::read_to_string(&css).expect("site.css");
+    fs_err::write(&css, format!("{text}\nbody {{ margin: 0 }}\n")).expect("write site.css");
+    let tag_b = format!("{image}:b");
+    let (report, stderr) = build(&b, &app, &tag_b, &flag);
+    assert!(stderr.contains("has diff_id"), "{stderr}");
+    assert!(
+        stderr.contains("installing the dependencies here"),
+        "{stderr}"
+    );
+    assert_eq!(layer(&report, "deps")["reused"], false, "{report}");
+    assert_eq!(layer(&report, "static")["reused"], false, "{report}");
+    assert_eq!(
+        layer(&report, "deps")["digest"],
+        layer(&first, "deps")["digest"],
+        "the dependencies installed here differ from the genuine entry"
+    );
+
+    host("podman", &["pull", "-q", &tag_b]);
+    let port = free_port();
+    let container = Container::podman(&tag_b, port);
+    let (status, body) = container.get(port, "/static/site.css");
+    assert_eq!(status, 200);
+    assert!(body.contains("margin: 0"), "{body}");
+}
