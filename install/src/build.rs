@@ -13,6 +13,7 @@ use crate::failure;
 use crate::fsutil::Scratch;
 use crate::key::{cache_key, project_key};
 use crate::platform;
+use crate::prefetch::Prefetched;
 use crate::pyc::PycCache;
 use crate::request::{DepsLayer, DepsRequest, ProjectLayer, open_cache};
 use crate::roots::layer_root;
@@ -67,6 +68,16 @@ pub fn lookup(req: &DepsRequest) -> Result<Option<ProjectLayer>, InstallError> {
 /// overlay upper dir becomes the layer (`<cache>/blobs-v1/sha256/<hex>`), and the key is recorded.
 /// Nothing half-made is recorded: a failure leaves at most a stray temp file in `<cache>/tmp`.
 pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
+    dependency_layer_prefetched(req, None)
+}
+
+/// [`dependency_layer`] after [`crate::prefetch`] resolved the requirements on this host: the
+/// install runs offline and is kept only when it installed nothing that resolution did not name;
+/// otherwise (and when `prefetched` is `None`) it runs online as usual.
+pub fn dependency_layer_prefetched(
+    req: &DepsRequest,
+    prefetched: Option<&Prefetched>,
+) -> Result<DepsLayer, InstallError> {
     let install = req.plan.install.as_ref().ok_or(InstallError::NoInstall)?;
     if !req.no_cache
         && let Some(hit) = lookup(req)?
@@ -76,14 +87,21 @@ pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
     let key = cache_key(req)?;
     let cache = open_cache(req.cache_dir)?;
     let recipe = steps::recipe(install, req.project_dir)?;
-    let run = Run {
+    let run = |offline| Run {
         req,
         cache: &cache,
         recipe: &recipe,
         lower: vec![req.base_root.to_owned()],
         history: "pyslip dependencies",
+        offline,
     };
-    run.layer(LayerKind::Deps, key)
+    if prefetched.is_some() {
+        match run(prefetched).layer(LayerKind::Deps, key.clone()) {
+            Err(InstallError::OfflineMismatch) => {}
+            done => return done,
+        }
+    }
+    run(None).layer(LayerKind::Deps, key)
 }
 
 /// Whether the plan installs the project's own package as a layer of its own (above the
@@ -137,6 +155,7 @@ pub fn project_layer(
         recipe: &recipe,
         lower: vec![layer_root(cache.root(), deps)?, req.base_root.to_owned()],
         history: "pyslip project",
+        offline: None,
     };
     run.layer(LayerKind::Project, key).map(Some)
 }
@@ -151,6 +170,8 @@ struct Run<'a> {
     lower: Vec<PathBuf>,
     /// Start of the history line.
     history: &'static str,
+    /// Run the unpinned install offline, after this host's resolution ([`crate::prefetch`]).
+    offline: Option<&'a Prefetched>,
 }
 
 impl Run<'_> {
@@ -164,6 +185,7 @@ impl Run<'_> {
             recipe,
             lower,
             history,
+            offline: prefetched,
         } = self;
         let cache_dir = cache.root();
         let uv = if recipe.needs_uv {
@@ -250,6 +272,17 @@ impl Run<'_> {
                     continue;
                 }
                 // Something the lock pins is not in the package cache: the online run below.
+            }
+            if let Some(prefetched) = prefetched {
+                let mut argv = step.argv.clone();
+                argv.push("--offline".into());
+                let out = runner.run(&argv)?;
+                let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
+                if !out.status.success() || !prefetched.covers(&stderr) {
+                    return Err(InstallError::OfflineMismatch);
+                }
+                log.push_str(&format!("$ {} --offline\n{stderr}", step.display()));
+                continue;
             }
             let out = runner.run(&platformed(&step.argv))?;
             let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);

@@ -47,6 +47,11 @@ pub enum InstallError {
     /// The plan has no dependency install.
     #[error("the build plan has no dependency install")]
     NoInstall,
+    /// An install run offline after the host's resolution installed something that resolution
+    /// did not name (or failed): [`crate::dependency_layer_prefetched`] runs it online instead,
+    /// so callers never see this.
+    #[error("the offline install did not match the resolution made on this host")]
+    OfflineMismatch,
     /// A cache directory or file operation failed.
     #[error("dependency cache operation failed")]
     Cache(#[source] std::io::Error),

@@ -29,6 +29,7 @@ mod interp;
 mod key;
 mod locks;
 mod platform;
+mod prefetch;
 mod pyc;
 mod request;
 mod roots;
@@ -37,7 +38,10 @@ mod shadow;
 mod steps;
 mod uv;
 
-pub use build::{dependency_layer, has_project_layer, lookup, lookup_project, project_layer};
+pub use build::{
+    dependency_layer, dependency_layer_prefetched, has_project_layer, lookup, lookup_project,
+    project_layer,
+};
 pub use collectstatic::{
     STATIC_KEY_SCHEME, StaticLayer, StaticRequest, collectstatic_layer, lookup_static,
     runs_collectstatic, runtime_owner, static_key,
@@ -46,6 +50,7 @@ pub use env::strip_credentials;
 pub use error::{FailureContext, FailureKind, InstallError, WheelAdvice};
 pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
+pub use prefetch::{Prefetched, prefetch};
 pub use pyslip_cache::LayerKind;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;

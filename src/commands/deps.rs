@@ -252,7 +252,20 @@ pub async fn layers(
         deps = None;
     }
     req.isolation = settings.isolation.get(cache, printer);
-    let root = base::root(client, cache, base).await?;
+    // While the base is downloaded and unpacked, an unpinned install is resolved on this host
+    // (see `pyslip_install::prefetch`); the install then runs offline from what it fetched.
+    let root_is_local = base::root_path(cache, base)?.is_dir();
+    let unpack = {
+        let (client, cache, base) = (client.clone(), cache.clone(), base.clone());
+        tokio::spawn(async move { base::root(&client, &cache, &base).await })
+    };
+    let prefetched = match (&deps, super::platforms::python_version(base)) {
+        (None, Some(version)) if !root_is_local => {
+            tokio::task::block_in_place(|| pyslip_install::prefetch(&req, &version))
+        }
+        _ => None,
+    };
+    let root = unpack.await.context("unpack task failed")??;
     req.base_root = &root;
     // The installs are synchronous (sandbox code has no async); keep the runtime's other
     // workers free.
@@ -260,7 +273,7 @@ pub async fn layers(
         let (deps, deps_reuse) = match deps {
             Some(hit) => hit,
             None => {
-                let made = pyslip_install::dependency_layer(&req)?;
+                let made = pyslip_install::dependency_layer_prefetched(&req, prefetched.as_ref())?;
                 let reuse = Reuse::local(made.reused);
                 (made, reuse)
             }

@@ -192,7 +192,7 @@ async fn host_base(
 }
 
 /// `PYTHON_VERSION` of a base image's config environment.
-fn python_version(base: &PulledImage) -> Option<String> {
+pub fn python_version(base: &PulledImage) -> Option<String> {
     base.config
         .config()
         .as_ref()?

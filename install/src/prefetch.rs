@@ -1,0 +1,208 @@
+//! Resolving on this host while the base image is downloaded and unpacked.
+//!
+//! An unpinned install (requirements ranges, PEP 621 dependencies, an unlocked Pipfile) spends
+//! most of a cold build asking the index what is current; the sandboxed install cannot start
+//! before the base root is unpacked. [`prefetch`] runs `uv pip compile` for the image's Python
+//! (`--python-version` from the base's `PYTHON_VERSION`, `--python-platform` of this machine)
+//! at the same time, with the same package cache, index settings and credentials: uv refreshes
+//! every index page and metadata file the resolution reads. The install that follows then runs
+//! `--offline` and resolves from what was fetched a moment before, i.e. the index as it is now.
+//!
+//! Never at the cost of a different result: when the offline install installs a package the
+//! host's resolution did not name (its data may be older than this build), fails, or the host
+//! resolution itself failed (no interpreter on this host for uv to run, a package that would
+//! have to be built, an index error), the install runs online as it would without this. No
+//! build backend ever runs on the host (`--no-build`).
+
+use std::collections::BTreeSet;
+
+use pyslip_plan::Installer;
+use pyslip_sandbox::{HostCommand, Stdio};
+
+use crate::env::{EnvPaths, PassThrough};
+use crate::fsutil::Scratch;
+use crate::platform;
+use crate::request::DepsRequest;
+use crate::steps::{self, UV, UV_CONFIG, WORK};
+use crate::uv::ensure_uv;
+
+/// What the host's resolution named: the packages an offline install may install.
+#[derive(Debug, Clone)]
+pub struct Prefetched {
+    names: BTreeSet<String>,
+}
+
+impl Prefetched {
+    /// A resolution made elsewhere that named these packages (any spelling of each name).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Prefetched {
+            names: names
+                .into_iter()
+                .filter_map(pyslip_plan::normalize_name)
+                .collect(),
+        }
+    }
+
+    /// Whether every package the offline install reported installing (uv's ` + name==version`
+    /// lines in `output`) is one the host's resolution named.
+    pub(crate) fn covers(&self, output: &str) -> bool {
+        installed_names(output).all(|n| self.names.contains(&n))
+    }
+}
+
+/// Names of the packages uv reports installing (` + name==version`), normalised.
+fn installed_names(output: &str) -> impl Iterator<Item = String> + '_ {
+    output.lines().filter_map(|line| {
+        let rest = line.trim_start().strip_prefix("+ ")?;
+        let name = rest.split(['=', ' ', '@']).next()?;
+        pyslip_plan::normalize_name(name)
+    })
+}
+
+/// The arguments of an unpinned uv install step after uv's own options (`-r requirements.txt`),
+/// when `req`'s recipe is exactly one such step; `None` for every other recipe (locked ones run
+/// offline first anyway, pip has no such mode, a project build may run code).
+fn unpinned_args(req: &DepsRequest) -> Option<(Vec<String>, steps::Recipe)> {
+    let install = req.plan.install.as_ref()?;
+    if install.installer != Installer::Uv || platform::foreign(req.platform).ok()?.is_some() {
+        return None;
+    }
+    let recipe = steps::recipe(install, req.project_dir).ok()?;
+    let [step] = recipe.steps.as_slice() else {
+        return None;
+    };
+    if step.offline_first || recipe.copy_project || recipe.copy_locals {
+        return None;
+    }
+    let argv = &step.argv;
+    if argv.get(..3)? != [UV, "pip", "install"] {
+        return None;
+    }
+    // Skip uv's own options (`--system`, `--python python3`, `--no-config`, `--config-file F`).
+    let at = argv.iter().position(|a| a == "-r")?;
+    let args = argv.get(at..)?.to_vec();
+    // Only requirement files: a bare path or URL may be a project to build.
+    let files_only = args
+        .chunks(2)
+        .all(|pair| pair.len() == 2 && pair[0] == "-r");
+    files_only.then_some((args, recipe))
+}
+
+/// Resolves `req`'s unpinned requirements on this host for Python `python_version` of the
+/// image, filling the package cache; `None` when it does not apply or did not succeed (the
+/// install then runs online as usual). Blocking; meant to run while the base is unpacked.
+pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
+    let (args, recipe) = unpinned_args(req)?;
+    let cache = crate::request::open_cache(req.cache_dir).ok()?;
+    let cache_dir = cache.root();
+    let uv = match req.uv_override {
+        Some(path) => fs_err::canonicalize(path).ok()?,
+        None => ensure_uv(
+            cache_dir,
+            &format!("linux/{}", platform::host_arch()),
+            req.fetch,
+        )
+        .ok()?,
+    };
+    let scratch = Scratch::new_in(&cache.tmp_dir(), "prefetch-").ok()?;
+    let files = scratch.join("files");
+    let (home, tmp) = (scratch.join("home"), scratch.join("tmp"));
+    for d in [&files, &home, &tmp] {
+        fs_err::create_dir_all(d).ok()?;
+    }
+    for (name, content) in &recipe.files {
+        fs_err::write(files.join(name), content).ok()?;
+    }
+    let out = scratch.join("resolved.txt");
+    let host = |arg: &str| match arg.strip_prefix(&format!("{WORK}/")) {
+        Some(rel) => files.join(rel).to_string_lossy().into_owned(),
+        None => arg.to_owned(),
+    };
+    let mut argv: Vec<String> = vec![
+        uv.to_string_lossy().into_owned(),
+        "pip".into(),
+        "compile".into(),
+        "--no-config".into(),
+    ];
+    if recipe.files.iter().any(|(name, _)| name == UV_CONFIG) {
+        argv.extend(["--config-file".into(), host(&format!("{WORK}/{UV_CONFIG}"))]);
+    }
+    argv.extend(
+        [
+            "--python-version",
+            python_version,
+            "--python-platform",
+            uv_target(),
+            "--no-build",
+            "--quiet",
+            "--no-header",
+            "--no-annotate",
+            "--output-file",
+        ]
+        .map(str::to_owned),
+    );
+    argv.push(out.to_string_lossy().into_owned());
+    // `uv pip compile` takes the requirement files themselves (`-r` is install's spelling).
+    argv.extend(args.iter().filter(|a| *a != "-r").map(|a| host(a)));
+
+    let pass = PassThrough::from_host(&req.host_env);
+    let folder = |name: &str| cache_dir.join(name).to_string_lossy().into_owned();
+    let paths = EnvPaths {
+        uv_cache: folder(pyslip_lifecycle::folders::UV_CACHE),
+        pip_cache: folder(pyslip_lifecycle::folders::PIP_CACHE),
+        ca: pass
+            .ca_bundle
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        home: home.to_string_lossy().into_owned(),
+        tmp: tmp.to_string_lossy().into_owned(),
+        // uv looks for an interpreter (any: it resolves for `--python-version`) on the host.
+        path: req.host_env.iter().find(|(k, _)| k == "PATH").map_or_else(
+            || "/usr/local/bin:/usr/bin:/bin".to_owned(),
+            |(_, v)| v.clone(),
+        ),
+        sandboxed: false,
+    };
+    let ran = HostCommand {
+        argv,
+        env: pass.step_env(req.mtime, &paths),
+        cwd: req.project_dir.to_owned(),
+    }
+    .run(Stdio::Capture { limit: 64 * 1024 })
+    .ok()?;
+    if !ran.status.success() {
+        return None;
+    }
+    let resolved = fs_err::read_to_string(&out).ok()?;
+    let names = resolved
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split(['=', ' ', ';', '@']).next())
+        .filter(|n| !n.is_empty())
+        .filter_map(pyslip_plan::normalize_name)
+        .collect();
+    Some(Prefetched { names })
+}
+
+/// uv's `--python-platform` for this machine (glibc Linux).
+fn uv_target() -> &'static str {
+    match platform::host_arch() {
+        "arm64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offline_install_is_covered_only_by_names_the_resolution_gave() {
+        let p = Prefetched::from_names(["fastapi", "pydantic-core", "typing_extensions"]);
+        let uv = "Resolved 3 packages in 20ms\nInstalled 3 packages in 9ms\n + fastapi==0.120.0\n + pydantic_core==2.41.1\n + Typing-Extensions==4.15.0\n";
+        assert!(p.covers(uv));
+        assert!(!p.covers(&format!("{uv} + starlette==0.48.0\n")));
+        assert!(p.covers("Audited 3 packages in 1ms\n"));
+    }
+}
