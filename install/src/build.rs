@@ -362,15 +362,15 @@ fn compile_cached(
     entries: &[layers::LayerEntry],
     cache_dir: &Path,
 ) -> Result<pyslip_sandbox::Output, InstallError> {
-    let targets = compile::targets(entries);
+    let groups = compile::groups(&compile::targets(entries));
     let cache = match compile::touches_interpreter(entries) {
         true => None,
         false => PycCache::open(cache_dir, base_root)?,
     };
     let Some(cache) = cache else {
-        return runner.compile(&targets);
+        return runner.compile(&groups);
     };
-    let (misses, pending) = cache.restore(&targets, &|p| runner.host_path(p), !req.no_cache)?;
+    let (misses, pending) = cache.restore(&groups, &|p| runner.host_path(p), !req.no_cache)?;
     let compiled = runner.compile(&misses)?;
     if compiled.status.success() {
         let out = String::from_utf8_lossy(&compiled.stdout);

@@ -7,35 +7,47 @@
 //! image path as the name recorded in the `.pyc` (`compileall`'s `ddir`), which is exactly what
 //! the sandbox writes. Only `.py` files the install added or changed below a `site-packages` or
 //! `dist-packages` directory are compiled (what the installers compile), in checked-hash mode
-//! (`SOURCE_DATE_EPOCH` is set), split over one process per core. Files that do not compile
-//! (templates named `.py`, Python 2 leftovers) are skipped, as installers skip them.
+//! (`SOURCE_DATE_EPOCH` is set). Files that do not compile (templates named `.py`, Python 2
+//! leftovers) are skipped, as installers skip them.
+//!
+//! What the compiler writes depends on what the same process compiled before (CPython's
+//! marshal refers back to objects it has seen, such as strings interned by an earlier module),
+//! so the files are compiled in groups — a top-level package or module of a site directory —
+//! each group in a process forked for it from one that has compiled nothing. A group's `.pyc`
+//! files then depend on the group's sources alone, whichever other groups an install has: the
+//! bytecode cache ([`crate::pyc`]) keeps them per group, and one core per running group.
 
 use layers::{EntryKind, LayerEntry};
 
-/// The compile script: argv[1] is a file of `source<TAB>name-in-image` lines, argv[2] the
-/// number of processes. Prints the interpreter's cache tag (`cpython-313`, for the bytecode
-/// cache), then forks (no multiprocessing: the sandbox has no /dev/shm), each child compiling
-/// every n-th file; the exit status is 0 whatever failed to compile.
+/// The compile script: argv[1] is a file of `group<TAB>source<TAB>name-in-image` lines, argv[2]
+/// the number of groups compiled at once. Prints the interpreter's cache tag (`cpython-313`,
+/// for the bytecode cache), then forks one child per group (no multiprocessing: the sandbox has
+/// no /dev/shm) from this process, which compiles nothing itself; the exit status is 0 whatever
+/// failed to compile.
 pub(crate) const SCRIPT: &str = r#"import compileall, os, py_compile, sys
 print(sys.implementation.cache_tag or "", flush=True)
-pairs = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
-n = max(1, min(int(sys.argv[2]), len(pairs)))
+groups = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.strip():
+        group, src, name = line.rstrip("\n").split("\t")
+        groups.setdefault(group, []).append((src, name))
+n = max(1, int(sys.argv[2]))
 mode = py_compile.PycInvalidationMode.CHECKED_HASH
-def run(part):
-    for src, name in part:
-        compileall.compile_file(src, ddir=os.path.dirname(name), force=True, quiet=2, invalidation_mode=mode)
-pids = []
-for i in range(1, n):
-    pid = os.fork()
-    if pid == 0:
+running = 0
+for group in groups.values():
+    if running == n:
+        os.wait()
+        running -= 1
+    if os.fork() == 0:
         try:
-            run(pairs[i::n])
+            for src, name in group:
+                compileall.compile_file(src, ddir=os.path.dirname(name), force=True, quiet=2, invalidation_mode=mode)
         finally:
             os._exit(0)
-    pids.append(pid)
-run(pairs[0::n])
-for pid in pids:
-    os.waitpid(pid, 0)
+    running += 1
+while running:
+    os.wait()
+    running -= 1
 "#;
 
 /// Whether `path` (relative to the root) is a module an installer would byte-compile.
@@ -70,16 +82,47 @@ pub(crate) fn targets(entries: &[LayerEntry]) -> Vec<String> {
     out
 }
 
-/// The list file's content: `source<TAB>image path` per file, where `source` is the image path
-/// prefixed with `prefix` (empty in the sandbox, the staging root outside it).
-pub(crate) fn list(targets: &[String], prefix: &str) -> String {
-    let mut out = String::new();
+/// The group of an image path: its site directory's top-level package or module
+/// (`/usr/local/lib/python3.13/site-packages/flask` for `.../flask/app.py`).
+pub(crate) fn group_of(path: &str) -> &str {
+    let mut at = 0;
+    let mut after_site = false;
+    for (i, part) in path.split('/').enumerate() {
+        if i > 0 {
+            at += 1;
+        }
+        at += part.len();
+        if after_site {
+            return path.get(..at).unwrap_or(path);
+        }
+        after_site = part == "site-packages" || part == "dist-packages";
+    }
+    path
+}
+
+/// The targets in groups ([`group_of`]), groups and files sorted.
+pub(crate) fn groups(targets: &[String]) -> Vec<Vec<String>> {
+    let mut by_group: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for t in targets {
-        out.push_str(prefix);
-        out.push_str(t);
-        out.push('\t');
-        out.push_str(t);
-        out.push('\n');
+        by_group.entry(group_of(t)).or_default().push(t.clone());
+    }
+    by_group
+        .into_values()
+        .map(|mut files| {
+            files.sort();
+            files
+        })
+        .collect()
+}
+
+/// The list file's content: `group<TAB>source<TAB>image path` per file, where `source` is the
+/// image path prefixed with `prefix` (empty in the sandbox, the staging root outside it).
+pub(crate) fn list(groups: &[Vec<String>], prefix: &str) -> String {
+    let mut out = String::new();
+    for (i, group) in groups.iter().enumerate() {
+        for t in group {
+            out.push_str(&format!("{i}\t{prefix}{t}\t{t}\n"));
+        }
     }
     out
 }
@@ -137,8 +180,36 @@ mod tests {
             ]
         );
         assert_eq!(
-            list(&targets(&entries)[..1], "/stage"),
-            "/stage/usr/local/lib/python3.13/dist-packages/x.py\t/usr/local/lib/python3.13/dist-packages/x.py\n"
+            list(&groups(&targets(&entries)[..1]), "/stage"),
+            "0\t/stage/usr/local/lib/python3.13/dist-packages/x.py\t/usr/local/lib/python3.13/dist-packages/x.py\n"
+        );
+    }
+
+    #[test]
+    fn files_are_grouped_by_top_level_package() {
+        let site = "/usr/local/lib/python3.13/site-packages";
+        assert_eq!(
+            group_of(&format!("{site}/flask/json/tag.py")),
+            format!("{site}/flask")
+        );
+        assert_eq!(
+            group_of(&format!("{site}/six.py")),
+            format!("{site}/six.py")
+        );
+        let targets = [
+            format!("{site}/flask/app.py"),
+            format!("{site}/six.py"),
+            format!("{site}/flask/__init__.py"),
+        ];
+        assert_eq!(
+            groups(&targets),
+            [
+                vec![
+                    format!("{site}/flask/__init__.py"),
+                    format!("{site}/flask/app.py")
+                ],
+                vec![format!("{site}/six.py")],
+            ]
         );
     }
 }

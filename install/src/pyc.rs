@@ -1,14 +1,15 @@
-//! The bytecode cache (`<cache>/pyc-v1/`): the `.pyc` an interpreter wrote for one source file
-//! at one image path, so that an install whose packages were compiled before (a dependency bump
-//! on a runner whose package cache is warm) compiles only what is new.
+//! The bytecode cache (`<cache>/pyc-v1/`): the `.pyc` files an interpreter wrote for one group
+//! of sources (a top-level package of a site directory, see [`crate::compile`]), so that an
+//! install whose packages were compiled before (a dependency bump on a runner whose package
+//! cache is warm) compiles only the packages that are new.
 //!
-//! An entry's key is the SHA-256 of the interpreter's program and `libpython` files, the image
-//! path the `.pyc` records (`co_filename`), the source bytes and the compile mode (checked-hash,
-//! no optimisation): everything the compiler's output depends on. Entries hold the `.pyc` bytes
-//! behind their own SHA-256 (checked on every restore, so a torn or corrupt entry is a miss,
-//! never a wrong file); an empty payload records a source that does not compile, which is
-//! skipped again without running the compiler. Writes are not fsynced: the checksum makes a
-//! half-written entry harmless.
+//! An entry's key is the SHA-256 of the interpreter's program and `libpython` files, the compile
+//! mode (checked-hash, no optimisation) and each source of the group: its image path (the
+//! `.pyc` records it) and bytes. A group is compiled in a process of its own that compiled
+//! nothing before, so that is everything its `.pyc` bytes depend on. Entries hold each file's
+//! `.pyc` (or nothing, for a source that does not compile) behind their own SHA-256, checked on
+//! every restore, so a torn or corrupt entry is a miss, never a wrong file. Writes are not
+//! fsynced: the checksum makes a half-written entry harmless.
 //!
 //! Restored files are what the compiler writes (`__pycache__/<stem>.<cache tag>.pyc`), so the
 //! layer is byte-identical to a compile from scratch. The cache is shared by every build of the
@@ -24,7 +25,7 @@ use crate::error::InstallError;
 use crate::interp::{Interpreter, resolve};
 
 /// Bump when the compile script or mode changes what is written.
-const SCHEME: &str = "pyslip-pyc-v1 checked-hash opt-0";
+const SCHEME: &str = "pyslip-pyc-v1 checked-hash opt-0 fresh-process-per-group";
 
 fn cache_err(e: std::io::Error) -> InstallError {
     InstallError::Cache(e)
@@ -38,9 +39,9 @@ pub(crate) struct PycCache {
     interp: String,
 }
 
-/// Sources of one compile: their cache keys, by target.
+/// The groups of one compile that the cache missed, with their keys.
 pub(crate) struct Pending {
-    keys: Vec<(String, String)>,
+    keys: Vec<(Vec<String>, String)>,
 }
 
 impl PycCache {
@@ -68,29 +69,36 @@ impl PycCache {
         self.dir.join(prefix).join(key)
     }
 
-    fn key(&self, image_path: &str, source: &[u8]) -> String {
+    /// The key of a group: its files' image paths and sources (`host` maps an image path to
+    /// where the file lies on this host).
+    fn key(
+        &self,
+        group: &[String],
+        host: &dyn Fn(&str) -> PathBuf,
+    ) -> Result<String, InstallError> {
         let mut h = Sha256::new();
-        for part in [
-            SCHEME.as_bytes(),
-            self.interp.as_bytes(),
-            image_path.as_bytes(),
-        ] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        part(SCHEME.as_bytes());
+        part(self.interp.as_bytes());
+        for file in group {
+            part(file.as_bytes());
+            part(&fs_err::read(host(file)).map_err(cache_err)?);
         }
-        h.update(source);
-        hex(&h.finalize())
+        Ok(hex(&h.finalize()))
     }
 
-    /// Puts the cached `.pyc` of every target it has in place (`host` maps an image path to
-    /// where the file lies on this host) and returns the targets still to compile, with their
-    /// keys for [`PycCache::store`]. With `reuse` false nothing is restored (all are to compile).
+    /// Puts the cached `.pyc` files of every group it has in place and returns the groups
+    /// still to compile, with their keys for [`PycCache::store`]. With `reuse` false nothing is
+    /// restored (all are to compile).
     pub fn restore(
         &self,
-        targets: &[String],
+        groups: &[Vec<String>],
         host: &dyn Fn(&str) -> PathBuf,
         reuse: bool,
-    ) -> Result<(Vec<String>, Pending), InstallError> {
+    ) -> Result<(Vec<Vec<String>>, Pending), InstallError> {
         let tag = match reuse {
             true => fs_err::read_to_string(self.tag_path()).ok(),
             false => None,
@@ -98,23 +106,27 @@ impl PycCache {
         let tag = tag.as_deref().map(str::trim).filter(|t| valid_tag(t));
         let mut misses = Vec::new();
         let mut keys = Vec::new();
-        for target in targets {
-            let source = fs_err::read(host(target)).map_err(cache_err)?;
-            let key = self.key(target, &source);
-            let hit = tag.and_then(|tag| self.read_entry(&key).map(|pyc| (tag, pyc)));
-            match hit {
-                Some((_, pyc)) if pyc.is_empty() => {}
-                Some((tag, pyc)) => write_pyc(&pyc_path(&host(target), tag), &pyc)?,
+        for group in groups {
+            let key = self.key(group, host)?;
+            let pycs = tag.and_then(|tag| Some((tag, self.read_entry(&key, group)?)));
+            match pycs {
+                Some((tag, pycs)) => {
+                    for (file, pyc) in group.iter().zip(pycs) {
+                        if !pyc.is_empty() {
+                            write_pyc(&pyc_path(&host(file), tag), &pyc)?;
+                        }
+                    }
+                }
                 None => {
-                    misses.push(target.clone());
-                    keys.push((target.clone(), key));
+                    misses.push(group.clone());
+                    keys.push((group.clone(), key));
                 }
             }
         }
         Ok((misses, Pending { keys }))
     }
 
-    /// Records what the compiler wrote for the targets [`PycCache::restore`] missed; `tag` is
+    /// Records what the compiler wrote for the groups [`PycCache::restore`] missed; `tag` is
     /// the interpreter's `sys.implementation.cache_tag` (from the compile's output).
     pub fn store(
         &self,
@@ -128,14 +140,21 @@ impl PycCache {
         if fs_err::read_to_string(self.tag_path()).ok().as_deref() != Some(tag) {
             self.write_entry_file(&self.tag_path(), tag.as_bytes())?;
         }
-        for (target, key) in pending.keys {
-            let pyc = match fs_err::read(pyc_path(&host(&target), tag)) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(cache_err(e)),
-            };
-            let mut entry = Sha256::digest(&pyc).to_vec();
-            entry.extend_from_slice(&pyc);
+        for (group, key) in pending.keys {
+            let mut payload = Vec::new();
+            for file in &group {
+                let pyc = match fs_err::read(pyc_path(&host(file), tag)) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(cache_err(e)),
+                };
+                payload.extend_from_slice(&(file.len() as u64).to_le_bytes());
+                payload.extend_from_slice(file.as_bytes());
+                payload.extend_from_slice(&(pyc.len() as u64).to_le_bytes());
+                payload.extend_from_slice(&pyc);
+            }
+            let mut entry = Sha256::digest(&payload).to_vec();
+            entry.extend_from_slice(&payload);
             let path = self.entry_path(&key);
             if let Some(parent) = path.parent() {
                 fs_err::create_dir_all(parent).map_err(cache_err)?;
@@ -145,11 +164,29 @@ impl PycCache {
         Ok(())
     }
 
-    /// An entry's `.pyc` bytes, when it is there and its checksum holds.
-    fn read_entry(&self, key: &str) -> Option<Vec<u8>> {
+    /// An entry's `.pyc` bytes, one per file of `group` (empty: none), when it is there, its
+    /// checksum holds and it names exactly the group's files.
+    fn read_entry(&self, key: &str, group: &[String]) -> Option<Vec<Vec<u8>>> {
         let bytes = fs_err::read(self.entry_path(key)).ok()?;
-        let (sum, pyc) = bytes.split_at_checked(32)?;
-        (Sha256::digest(pyc).as_slice() == sum).then(|| pyc.to_vec())
+        let (sum, mut rest) = bytes.split_at_checked(32)?;
+        if Sha256::digest(rest).as_slice() != sum {
+            return None;
+        }
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let mut out = Vec::with_capacity(group.len());
+        for file in group {
+            let len = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
+            if take(len)? != file.as_bytes() {
+                return None;
+            }
+            let len = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
+            out.push(take(len)?.to_vec());
+        }
+        rest.is_empty().then_some(out)
     }
 
     /// A temp file in the cache's tmp dir renamed into place (no fsync: see the module doc).
@@ -224,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_pycs_are_restored_and_a_corrupt_entry_is_a_miss() {
+    fn stored_groups_are_restored_and_a_corrupt_entry_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         for d in ["pyc", "tmp", "t/pkg/__pycache__"] {
             fs_err::create_dir_all(dir.path().join(d)).unwrap();
@@ -234,37 +271,38 @@ mod tests {
         let host = |p: &str| tree.join(p.trim_start_matches('/'));
         fs_err::write(tree.join("pkg/a.py"), "x = 1\n").unwrap();
         fs_err::write(tree.join("pkg/bad.py"), "def (\n").unwrap();
-        let targets = vec!["/pkg/a.py".to_owned(), "/pkg/bad.py".to_owned()];
+        let groups = vec![vec!["/pkg/a.py".to_owned(), "/pkg/bad.py".to_owned()]];
 
-        let (misses, pending) = c.restore(&targets, &host, true).unwrap();
-        assert_eq!(misses, targets, "an empty cache misses everything");
+        let (misses, pending) = c.restore(&groups, &host, true).unwrap();
+        assert_eq!(misses, groups, "an empty cache misses everything");
         // What the compiler would leave: a .pyc for a.py, none for bad.py.
         fs_err::write(tree.join("pkg/__pycache__/a.cpython-313.pyc"), b"PYC").unwrap();
         c.store(pending, "cpython-313", &host).unwrap();
 
         fs_err::remove_dir_all(tree.join("pkg/__pycache__")).unwrap();
-        let (misses, _) = c.restore(&targets, &host, true).unwrap();
-        assert!(misses.is_empty(), "both are known now: {misses:?}");
+        let (misses, _) = c.restore(&groups, &host, true).unwrap();
+        assert!(misses.is_empty(), "the group is known now: {misses:?}");
         assert_eq!(
             fs_err::read(tree.join("pkg/__pycache__/a.cpython-313.pyc")).unwrap(),
             b"PYC"
         );
         assert!(!tree.join("pkg/__pycache__/bad.cpython-313.pyc").exists());
+        let (misses, _) = c.restore(&groups, &host, false).unwrap();
+        assert_eq!(misses, groups, "reuse off restores nothing");
 
-        // Another source at the same path is another key.
+        // Another source in the group is another key.
         fs_err::write(tree.join("pkg/a.py"), "x = 2\n").unwrap();
-        let (misses, _) = c.restore(&targets[..1], &host, true).unwrap();
-        assert_eq!(misses, ["/pkg/a.py"]);
+        let (misses, _) = c.restore(&groups, &host, true).unwrap();
+        assert_eq!(misses, groups);
 
         // A torn entry is a miss, not a wrong file.
         fs_err::write(tree.join("pkg/a.py"), "x = 1\n").unwrap();
-        let key = c.key("/pkg/a.py", b"x = 1\n");
-        let entry = c.entry_path(&key);
+        let entry = c.entry_path(&c.key(&groups[0], &host).unwrap());
         let mut bytes = fs_err::read(&entry).unwrap();
         bytes.truncate(bytes.len() - 1);
         fs_err::write(&entry, bytes).unwrap();
-        let (misses, _) = c.restore(&targets[..1], &host, true).unwrap();
-        assert_eq!(misses, ["/pkg/a.py"]);
+        let (misses, _) = c.restore(&groups, &host, true).unwrap();
+        assert_eq!(misses, groups);
     }
 
     #[test]

@@ -187,9 +187,10 @@ impl Runner {
         }
     }
 
-    /// Byte-compiles `targets` (image paths) with the image's interpreter.
-    pub fn compile(&mut self, targets: &[String]) -> Result<Output, InstallError> {
-        if targets.is_empty() {
+    /// Byte-compiles `groups` of image paths with the image's interpreter, each group in a
+    /// fresh process ([`crate::compile`]).
+    pub fn compile(&mut self, groups: &[Vec<String>]) -> Result<Output, InstallError> {
+        if groups.is_empty() {
             return Ok(Output {
                 status: pyslip_sandbox::ExitStatus::Code(0),
                 stdout: Vec::new(),
@@ -212,7 +213,7 @@ impl Runner {
                 (list, arg, h.tree.to_string_lossy().into_owned())
             }
         };
-        fs_err::write(&list_host, compile::list(targets, &prefix)).map_err(InstallError::Cache)?;
+        fs_err::write(&list_host, compile::list(groups, &prefix)).map_err(InstallError::Cache)?;
         let argv: Vec<String> = ["python3", "-c", compile::SCRIPT, &list_arg, &processes]
             .iter()
             .map(|s| (*s).to_owned())
