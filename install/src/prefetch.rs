@@ -1,20 +1,26 @@
-//! Resolving on this host while the base image is downloaded and unpacked.
+//! Resolving on this host while the base image is downloaded and unpacked, on the path without
+//! namespaces (where build steps run on the host anyway).
 //!
 //! An unpinned install (requirements ranges, PEP 621 dependencies, an unlocked Pipfile) spends
-//! most of a cold build asking the index what is current; the sandboxed install cannot start
-//! before the base root is unpacked. [`prefetch`] runs `uv pip compile` for the image's Python
-//! (`--python-version` from the base's `PYTHON_VERSION`, `--python-platform` of this machine)
-//! at the same time, with the same package cache, index settings and credentials: uv refreshes
-//! every index page and metadata file the resolution reads. The install that follows then runs
-//! `--offline` and resolves from what was fetched a moment before, i.e. the index as it is now.
+//! most of a cold build asking the index what is current; the install cannot start before the
+//! base root is unpacked. [`prefetch`] runs `uv pip compile` for the image's Python
+//! (`--python-version` from the base's `PYTHON_VERSION`) at the same time, with the same package
+//! cache, index settings and credentials: uv fetches every index page, metadata file and source
+//! distribution the resolution reads. The install that follows runs `--offline` and resolves
+//! from what was fetched a moment before, i.e. from the index as it is now.
 //!
-//! Never at the cost of a different result: when the offline install installs a package the
-//! host's resolution did not name (its data may be older than this build), fails, or the host
-//! resolution itself failed (no interpreter on this host for uv to run, a package that would
-//! have to be built, an index error), the install runs online as it would without this. No
-//! build backend ever runs on the host (`--no-build`).
+//! Never at the cost of a different result. The host resolution targets
+//! `<arch>-manylinux_2_40`, so it considers every wheel the base's glibc can load (and
+//! possibly more); an offline install that could not see a version the online one would pick
+//! (its data was never fetched) therefore installs something other than that resolution named,
+//! and the offline install is kept only when every package it installed has exactly the version
+//! the host resolution named. Otherwise, and when the host resolution fails (no interpreter
+//! on this host for uv to run, an index error), the install runs online as it would without
+//! this. In the namespace sandbox there is no host resolution: it may build source
+//! distributions to read their metadata, and build code does not run outside the sandbox (with
+//! `--no-build` uv would quietly pass over a newer version that has only a source distribution).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use pyslip_plan::Installer;
 use pyslip_sandbox::{HostCommand, Stdio};
@@ -23,40 +29,40 @@ use crate::env::{EnvPaths, PassThrough};
 use crate::fsutil::Scratch;
 use crate::platform;
 use crate::request::DepsRequest;
+use crate::runner::Isolation;
 use crate::steps::{self, UV, UV_CONFIG, WORK};
 use crate::uv::ensure_uv;
 
-/// What the host's resolution named: the packages an offline install may install.
+/// What the host's resolution named: package → version.
 #[derive(Debug, Clone)]
 pub struct Prefetched {
-    names: BTreeSet<String>,
+    pins: BTreeMap<String, String>,
 }
 
 impl Prefetched {
-    /// A resolution made elsewhere that named these packages (any spelling of each name).
-    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+    /// A resolution made elsewhere: `name==version` lines (any spelling of each name).
+    pub fn from_pins<'a>(lines: impl IntoIterator<Item = &'a str>) -> Self {
         Prefetched {
-            names: names
-                .into_iter()
-                .filter_map(pyslip_plan::normalize_name)
-                .collect(),
+            pins: lines.into_iter().filter_map(pin).collect(),
         }
     }
 
     /// Whether every package the offline install reported installing (uv's ` + name==version`
-    /// lines in `output`) is one the host's resolution named.
+    /// lines in `output`) has the version the host's resolution named.
     pub(crate) fn covers(&self, output: &str) -> bool {
-        installed_names(output).all(|n| self.names.contains(&n))
+        output
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("+ "))
+            .all(|p| pin(p).is_some_and(|(name, v)| self.pins.get(&name) == Some(&v)))
     }
 }
 
-/// Names of the packages uv reports installing (` + name==version`), normalised.
-fn installed_names(output: &str) -> impl Iterator<Item = String> + '_ {
-    output.lines().filter_map(|line| {
-        let rest = line.trim_start().strip_prefix("+ ")?;
-        let name = rest.split(['=', ' ', '@']).next()?;
-        pyslip_plan::normalize_name(name)
-    })
+/// `name==version` (normalised name; a direct reference `name @ url` has no version).
+fn pin(line: &str) -> Option<(String, String)> {
+    let line = line.split(';').next()?.trim();
+    let (name, version) = line.split_once("==")?;
+    let name = pyslip_plan::normalize_name(name.trim())?;
+    Some((name, version.trim().to_owned()))
 }
 
 /// The arguments of an unpinned uv install step after uv's own options (`-r requirements.txt`),
@@ -64,7 +70,10 @@ fn installed_names(output: &str) -> impl Iterator<Item = String> + '_ {
 /// offline first anyway, pip has no such mode, a project build may run code).
 fn unpinned_args(req: &DepsRequest) -> Option<(Vec<String>, steps::Recipe)> {
     let install = req.plan.install.as_ref()?;
-    if install.installer != Installer::Uv || platform::foreign(req.platform).ok()?.is_some() {
+    if install.installer != Installer::Uv
+        || req.isolation != Isolation::None
+        || platform::foreign(req.platform).ok()?.is_some()
+    {
         return None;
     }
     let recipe = steps::recipe(install, req.project_dir).ok()?;
@@ -133,7 +142,6 @@ pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
             python_version,
             "--python-platform",
             uv_target(),
-            "--no-build",
             "--quiet",
             "--no-header",
             "--no-annotate",
@@ -164,9 +172,15 @@ pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
         ),
         sandboxed: false,
     };
+    let mut env = pass.step_env(req.mtime, &paths);
+    // As for the install itself: the image has no compiler (see the runner).
+    for var in ["CC", "CXX"] {
+        env.retain(|(k, _)| k != var);
+        env.push((var.into(), "pyslip-no-compiler-in-image".into()));
+    }
     let ran = HostCommand {
         argv,
-        env: pass.step_env(req.mtime, &paths),
+        env,
         cwd: req.project_dir.to_owned(),
     }
     .run(Stdio::Capture { limit: 64 * 1024 })
@@ -175,21 +189,19 @@ pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
         return None;
     }
     let resolved = fs_err::read_to_string(&out).ok()?;
-    let names = resolved
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split(['=', ' ', ';', '@']).next())
-        .filter(|n| !n.is_empty())
-        .filter_map(pyslip_plan::normalize_name)
-        .collect();
-    Some(Prefetched { names })
+    Some(Prefetched::from_pins(
+        resolved
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#')),
+    ))
 }
 
-/// uv's `--python-platform` for this machine (glibc Linux).
+/// uv's `--python-platform` for this machine: glibc Linux, the newest manylinux uv knows, so
+/// that every wheel the base can load is considered.
 fn uv_target() -> &'static str {
     match platform::host_arch() {
-        "arm64" => "aarch64-unknown-linux-gnu",
-        _ => "x86_64-unknown-linux-gnu",
+        "arm64" => "aarch64-manylinux_2_40",
+        _ => "x86_64-manylinux_2_40",
     }
 }
 
@@ -198,11 +210,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_offline_install_is_covered_only_by_names_the_resolution_gave() {
-        let p = Prefetched::from_names(["fastapi", "pydantic-core", "typing_extensions"]);
+    fn an_offline_install_is_kept_only_with_the_versions_the_resolution_gave() {
+        let p = Prefetched::from_pins([
+            "fastapi==0.120.0",
+            "pydantic-core==2.41.1 ; python_version >= '3.9'",
+            "typing_extensions==4.15.0",
+        ]);
         let uv = "Resolved 3 packages in 20ms\nInstalled 3 packages in 9ms\n + fastapi==0.120.0\n + pydantic_core==2.41.1\n + Typing-Extensions==4.15.0\n";
         assert!(p.covers(uv));
         assert!(!p.covers(&format!("{uv} + starlette==0.48.0\n")));
+        assert!(!p.covers(&uv.replace("fastapi==0.120.0", "fastapi==0.119.0")));
+        assert!(!p.covers(" + local @ file:///src\n"));
         assert!(p.covers("Audited 3 packages in 1ms\n"));
     }
 }
