@@ -1,7 +1,7 @@
 //! The installer's environment: what is passed through from the build's environment, what pyslip
 //! sets, and how secrets are kept out of keys and logs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the CA bundle is mounted in the sandbox.
 pub(crate) const CA_TARGET: &str = "/.pyslip/ca.pem";
@@ -126,6 +126,36 @@ pub(crate) struct EnvPaths {
     /// Whether the steps run in the sandbox (input files are then at [`INPUTS_TARGET`]).
     pub sandboxed: bool,
 }
+
+impl EnvPaths {
+    /// The directories of steps that run on this host (no namespaces): the package caches of
+    /// `cache_dir`, the CA bundle where it lies, and the given `HOME`, `TMPDIR` and `PATH`.
+    pub(crate) fn on_host(
+        cache_dir: &Path,
+        pass: &PassThrough,
+        home: &Path,
+        tmp: &Path,
+        path: String,
+    ) -> Self {
+        let shown = |p: &Path| p.to_string_lossy().into_owned();
+        EnvPaths {
+            uv_cache: shown(&cache_dir.join(pyslip_lifecycle::folders::UV_CACHE)),
+            pip_cache: shown(&cache_dir.join(pyslip_lifecycle::folders::PIP_CACHE)),
+            ca: pass.ca_bundle.as_deref().map(shown).unwrap_or_default(),
+            home: shown(home),
+            tmp: shown(tmp),
+            path,
+            sandboxed: false,
+        }
+    }
+}
+
+/// The image has no compiler (python:X.Y-slim): building a C extension with the host's would
+/// make a different image than the sandbox does, so steps on the host fail the same way.
+pub(crate) const NO_COMPILER: [(&str, &str); 2] = [
+    ("CC", "pyslip-no-compiler-in-image"),
+    ("CXX", "pyslip-no-compiler-in-image"),
+];
 
 fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();

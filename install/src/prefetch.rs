@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use pyslip_plan::Installer;
 use pyslip_sandbox::{HostCommand, Stdio};
 
-use crate::env::{EnvPaths, PassThrough};
+use crate::env::{EnvPaths, NO_COMPILER, PassThrough};
 use crate::fsutil::Scratch;
 use crate::platform;
 use crate::request::DepsRequest;
@@ -154,29 +154,17 @@ pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
     argv.extend(args.iter().filter(|a| *a != "-r").map(|a| host(a)));
 
     let pass = PassThrough::from_host(&req.host_env);
-    let folder = |name: &str| cache_dir.join(name).to_string_lossy().into_owned();
-    let paths = EnvPaths {
-        uv_cache: folder(pyslip_lifecycle::folders::UV_CACHE),
-        pip_cache: folder(pyslip_lifecycle::folders::PIP_CACHE),
-        ca: pass
-            .ca_bundle
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        home: home.to_string_lossy().into_owned(),
-        tmp: tmp.to_string_lossy().into_owned(),
-        // uv looks for an interpreter (any: it resolves for `--python-version`) on the host.
-        path: req.host_env.iter().find(|(k, _)| k == "PATH").map_or_else(
-            || "/usr/local/bin:/usr/bin:/bin".to_owned(),
-            |(_, v)| v.clone(),
-        ),
-        sandboxed: false,
-    };
+    // uv looks for an interpreter (any: it resolves for `--python-version`) on the host.
+    let path = req.host_env.iter().find(|(k, _)| k == "PATH").map_or_else(
+        || "/usr/local/bin:/usr/bin:/bin".to_owned(),
+        |(_, v)| v.clone(),
+    );
+    let paths = EnvPaths::on_host(cache_dir, &pass, &home, &tmp, path);
     let mut env = pass.step_env(req.mtime, &paths);
-    // As for the install itself: the image has no compiler (see the runner).
-    for var in ["CC", "CXX"] {
+    // Source distributions built for their metadata see what the install's builds see.
+    for (var, value) in NO_COMPILER {
         env.retain(|(k, _)| k != var);
-        env.push((var.into(), "pyslip-no-compiler-in-image".into()));
+        env.push((var.into(), value.into()));
     }
     let ran = HostCommand {
         argv,

@@ -22,7 +22,7 @@ use pyslip_lifecycle::scratch::ScratchDir;
 use pyslip_sandbox::{BindMount, HostCommand, Output, Sandbox, Stdio};
 
 use crate::compile;
-use crate::env::{CA_TARGET, EnvPaths, PassThrough, SANDBOX_PATH};
+use crate::env::{CA_TARGET, EnvPaths, NO_COMPILER, PassThrough, SANDBOX_PATH};
 use crate::error::InstallError;
 use crate::fixup::{self, Rewrites};
 use crate::interp::Interpreter;
@@ -398,38 +398,21 @@ impl HostRunner {
         for d in [&home, &tmp] {
             fs_err::create_dir_all(d).map_err(InstallError::Cache)?;
         }
-        let paths = EnvPaths {
-            uv_cache: setup
-                .cache_dir
-                .join(folders::UV_CACHE)
-                .to_string_lossy()
-                .into_owned(),
-            pip_cache: setup
-                .cache_dir
-                .join(folders::PIP_CACHE)
-                .to_string_lossy()
-                .into_owned(),
-            ca: setup
-                .pass
-                .ca_bundle
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            home: home.to_string_lossy().into_owned(),
-            tmp: tmp.to_string_lossy().into_owned(),
-            path: format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
-            sandboxed: false,
-        };
+        let paths = EnvPaths::on_host(
+            setup.cache_dir,
+            setup.pass,
+            &home,
+            &tmp,
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        );
         let mut env = setup.extra_env;
         merge_env(&mut env, setup.pass.step_env(setup.mtime, &paths));
-        // The image has no compiler (python:X.Y-slim); building a C extension with the host's
-        // would make a different image than the sandbox does, so it fails the same way.
         merge_env(
             &mut env,
-            vec![
-                ("CC".into(), "pyslip-no-compiler-in-image".into()),
-                ("CXX".into(), "pyslip-no-compiler-in-image".into()),
-            ],
+            NO_COMPILER
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         );
         let project = setup.project.to_string_lossy().into_owned();
         let files = setup.files.to_string_lossy().into_owned();
