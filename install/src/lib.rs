@@ -50,7 +50,7 @@ pub use env::strip_credentials;
 pub use error::{FailureContext, FailureKind, InstallError, WheelAdvice};
 pub use key::{KEY_SCHEME, PROJECT_KEY_SCHEME, cache_key, project_key};
 pub use locks::pipfile_hash;
-pub use prefetch::{Prefetched, prefetch};
+pub use prefetch::{Prefetched, prefetch, prefetch_applies};
 pub use pyslip_cache::LayerKind;
 pub use request::{DepsLayer, DepsRequest, ProjectLayer};
 pub use roots::layer_root;

@@ -97,6 +97,11 @@ fn unpinned_args(req: &DepsRequest) -> Option<(Vec<String>, steps::Recipe)> {
     files_only.then_some((args, recipe))
 }
 
+/// Whether [`prefetch`] would resolve anything for `req` (without running it).
+pub fn prefetch_applies(req: &DepsRequest) -> bool {
+    unpinned_args(req).is_some()
+}
+
 /// Resolves `req`'s unpinned requirements on this host for Python `python_version` of the
 /// image, filling the package cache; `None` when it does not apply or did not succeed (the
 /// install then runs online as usual). Blocking; meant to run while the base is unpacked.

@@ -252,20 +252,32 @@ pub async fn layers(
         deps = None;
     }
     req.isolation = settings.isolation.get(cache, printer);
-    // While the base is downloaded and unpacked, an unpinned install is resolved on this host
-    // (see `pyslip_install::prefetch`); the install then runs offline from what it fetched.
-    let root_is_local = base::root_path(cache, base)?.is_dir();
-    let unpack = {
-        let (client, cache, base) = (client.clone(), cache.clone(), base.clone());
-        tokio::spawn(async move { base::root(&client, &cache, &base).await })
-    };
-    let prefetched = match (&deps, super::platforms::python_version(base)) {
-        (None, Some(version)) if !root_is_local => {
-            tokio::task::block_in_place(|| pyslip_install::prefetch(&req, &version))
+    // Without namespaces, an unpinned install is resolved on this host while the base is
+    // downloaded and unpacked (see `pyslip_install::prefetch`); the install then runs offline.
+    let resolve_here = match super::platforms::python_version(base) {
+        Some(version)
+            if deps.is_none()
+                && pyslip_install::prefetch_applies(&req)
+                && !base::root_path(cache, base)?.is_dir() =>
+        {
+            Some(version)
         }
         _ => None,
     };
-    let root = unpack.await.context("unpack task failed")??;
+    let (root, prefetched) = match resolve_here {
+        Some(version) => {
+            let unpack = {
+                let (client, cache, base) = (client.clone(), cache.clone(), base.clone());
+                tokio::spawn(async move { base::root(&client, &cache, &base).await })
+            };
+            let prefetched =
+                tokio::task::block_in_place(|| pyslip_install::prefetch(&req, &version));
+            // A signal stops the host resolution (which then just reports no result): stop.
+            pyslip_lifecycle::interrupt::check()?;
+            (unpack.await.context("unpack task failed")??, prefetched)
+        }
+        None => (base::root(client, cache, base).await?, None),
+    };
     req.base_root = &root;
     // The installs are synchronous (sandbox code has no async); keep the runtime's other
     // workers free.

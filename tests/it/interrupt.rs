@@ -312,10 +312,20 @@ fn sigint_during_the_install_kills_the_sandbox_and_cleans_up() {
 }
 
 /// Without namespaces the installer runs on the host in a session of its own (a terminal's
-/// Ctrl-C does not reach it): pyslip's handler kills its process group.
+/// Ctrl-C does not reach it): pyslip's handler kills its process group. Here the process held
+/// at the index is uv resolving on the host while the base unpacks; pyslip waits for it once
+/// the base root is there, and is stopped then.
 #[test]
 fn sigterm_during_an_install_without_namespaces_kills_the_installer() {
-    let (index, work, app, child) = install_held_at_the_index(&[("PYSLIP_SANDBOX", "none")]);
+    let (index, work, app, mut child) = install_held_at_the_index(&[("PYSLIP_SANDBOX", "none")]);
+    let roots = work.cache().join("pyslip/roots-v1");
+    wait_until(&mut child, "the unpacked base root", || {
+        fs_err::read_dir(&roots).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+    });
     let stopped = stop(child, "TERM", false);
     stopped.assert_reported(143, "SIGTERM", "making the dependency layer");
     assert!(
