@@ -74,3 +74,113 @@ rootless_test! {
         assert!(bare.run().is_ok());
     }
 }
+
+/// Writes `pyslip-fixture-sdist-only` 1.0 as a wheel and 2.0 as a source distribution only
+/// (a setuptools project) into `dir`.
+fn two_versions(dir: &std::path::Path) {
+    const SCRIPT: &str = r#"import base64, hashlib, io, sys, tarfile, zipfile
+out, name = sys.argv[1], "pyslip_fixture_sdist_only"
+di = f"{name}-1.0.dist-info"
+files = {f"{name}/__init__.py": b"version = 1\n",
+         f"{di}/METADATA": b"Metadata-Version: 2.1\nName: pyslip-fixture-sdist-only\nVersion: 1.0\n",
+         f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+digest = lambda b: base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+record = "".join(f"{k},sha256={digest(b)},{len(b)}\n" for k, b in files.items()) + f"{di}/RECORD,,\n"
+with zipfile.ZipFile(f"{out}/{name}-1.0-py3-none-any.whl", "w") as z:
+    for k, b in files.items():
+        z.writestr(k, b)
+    z.writestr(f"{di}/RECORD", record)
+top = "pyslip_fixture_sdist_only-2.0"
+sdist = {f"{top}/PKG-INFO": b"Metadata-Version: 2.1\nName: pyslip-fixture-sdist-only\nVersion: 2.0\n",
+         f"{top}/pyproject.toml": b'[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n[project]\nname = "pyslip-fixture-sdist-only"\nversion = "2.0"\n',
+         f"{top}/{name}/__init__.py": b"version = 2\n"}
+with tarfile.open(f"{out}/{top}.tar.gz", "w:gz") as t:
+    for k, b in sdist.items():
+        info = tarfile.TarInfo(k)
+        info.size = len(b)
+        t.addfile(info, io.BytesIO(b))
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `python3 -m http.server` on a free loopback port, serving `dir`; stopped when dropped.
+struct Served(std::process::Child, String);
+
+impl Served {
+    fn dir(dir: &std::path::Path) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Served(child, format!("http://127.0.0.1:{port}/"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+rootless_test! {
+    /// The newest version has only a source distribution (an older one has a wheel): the online
+    /// install builds it, and so does the offline install after the host resolution (which may
+    /// build, without namespaces) — the same layer. A resolution with `--no-build` would take
+    /// the older wheel, and an offline install, lacking the newer one's data, would follow it.
+    fn a_newer_version_with_only_a_source_distribution_is_installed_offline_too() {
+        let dir = tempdir();
+        let links = dir.path().join("links");
+        fs_err::create_dir(&links).unwrap();
+        two_versions(&links);
+        let served = Served::dir(&links);
+        let project = copy_app("flask-requirements", dir.path());
+        let reqs = fs_err::read_to_string(project.join("requirements.txt")).unwrap();
+        fs_err::write(
+            project.join("requirements.txt"),
+            format!("{reqs}pyslip-fixture-sdist-only\n"),
+        )
+        .unwrap();
+        let mut build = Build::on_base(&project, &dir.path().join("cache"), "3.13");
+        build.no_cache = true;
+        build.isolation = Isolation::None;
+        build.env = host_env(&[("UV_FIND_LINKS", &served.1)]);
+        let online = build.run().unwrap();
+        assert!(
+            common::listing(&online.blob_path).contains("pyslip_fixture_sdist_only-2.0.dist-info"),
+            "the online install did not take 2.0"
+        );
+
+        let req = build.request();
+        let prefetched = prefetch(&req, PYTHON).expect("the host resolution failed");
+        let offline = dependency_layer_prefetched(&req, Some(&prefetched)).unwrap();
+        assert_eq!(offline_runs(&offline.log), 1, "log:\n{}", offline.log);
+        assert_eq!(offline.layer.digest, online.layer.digest);
+    }
+}
