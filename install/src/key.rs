@@ -32,11 +32,7 @@ impl KeyHasher {
 
     /// The key: hex sha256 of every field fed so far.
     pub fn finish(self) -> String {
-        self.0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        format!("{:x}", self.0.finalize())
     }
 
     /// Feeds every shipped entry of the project: paths, kinds, modes' execute bit and content.

@@ -87,7 +87,7 @@ impl PycCache {
             part(file.as_bytes());
             part(&fs_err::read(host(file)).map_err(cache_err)?);
         }
-        Ok(hex(&h.finalize()))
+        Ok(format!("{:x}", h.finalize()))
     }
 
     /// Puts the cached `.pyc` files of every group it has in place and returns the groups
@@ -241,11 +241,7 @@ fn interpreter_id(root: &Path) -> Option<String> {
         h.update(lib.as_bytes());
         h.update(fs_err::read(found).ok()?);
     }
-    Some(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Some(format!("{:x}", h.finalize()))
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub fn pipfile_hash(pipfile: &str) -> Result<Vec<String>, InstallError> {
         let mut json = String::new();
         table_to(data.iter(), &mut json).map_err(|e| invalid(PIPFILE, e))?;
         let digest = Sha256::digest(json.as_bytes());
-        hashes.push(digest.iter().map(|b| format!("{b:02x}")).collect());
+        hashes.push(format!("{digest:x}"));
     }
     Ok(hashes)
 }
