@@ -183,25 +183,18 @@ pub(crate) fn inflate_into<R: Read>(compressed: R, tx: SyncSender<io::Result<Vec
     let mut decoder =
         flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, compressed));
     loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            match decoder.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
+        let mut chunk = Vec::with_capacity(CHUNK);
+        match decoder.by_ref().take(CHUNK as u64).read_to_end(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.send(Ok(chunk)).is_err() {
                     return;
                 }
             }
-        }
-        if filled == 0 {
-            return;
-        }
-        chunk.truncate(filled);
-        if tx.send(Ok(chunk)).is_err() {
-            return;
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
         }
     }
 }
