@@ -72,8 +72,8 @@ pub fn dependency_layer(req: &DepsRequest) -> Result<DepsLayer, InstallError> {
 }
 
 /// [`dependency_layer`] after [`crate::prefetch`] resolved the requirements on this host: the
-/// install runs offline and is kept only when it installed nothing that resolution did not name;
-/// otherwise (and when `prefetched` is `None`) it runs online as usual.
+/// install runs offline and is kept only when every package it installed has the version that
+/// resolution named; otherwise (and when `prefetched` is `None`) it runs online as usual.
 pub fn dependency_layer_prefetched(
     req: &DepsRequest,
     prefetched: Option<&Prefetched>,
@@ -264,25 +264,21 @@ impl Run<'_> {
         for step in &recipe.steps {
             let platformed =
                 |argv: &[String]| with_python_platform(argv, python_platform.as_deref());
-            if let Some(offline) = step.offline() {
+            let offline = match prefetched {
+                Some(_) => Some(step.offline_after_resolution()),
+                None => step.offline(),
+            };
+            if let Some(offline) = offline {
                 let out = runner.run(&platformed(&offline.argv))?;
                 let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
                 log.push_str(&format!("$ {}\n{stderr}", offline.display()));
-                if out.status.success() {
+                if out.status.success() && prefetched.is_none_or(|p| p.covers(&stderr)) {
                     continue;
                 }
-                // Something the lock pins is not in the package cache: the online run below.
-            }
-            if let Some(prefetched) = prefetched {
-                let mut argv = step.argv.clone();
-                argv.push("--offline".into());
-                let out = runner.run(&argv)?;
-                let stderr = redact(&String::from_utf8_lossy(&out.stderr), &secrets);
-                if !out.status.success() || !prefetched.covers(&stderr) {
+                if prefetched.is_some() {
                     return Err(InstallError::OfflineMismatch);
                 }
-                log.push_str(&format!("$ {} --offline\n{stderr}", step.display()));
-                continue;
+                // Something the lock pins is not in the package cache: the online run below.
             }
             let out = runner.run(&platformed(&step.argv))?;
             let stdout = redact(&String::from_utf8_lossy(&out.stdout), &secrets);
@@ -352,9 +348,10 @@ impl Run<'_> {
     }
 }
 
-/// Byte-compiles what the install added, restoring from the bytecode cache what was compiled
-/// before for the same interpreter, path and source (every file, with `--no-cache`, is compiled
-/// anew; the result is stored either way). Not used when the install replaced the interpreter.
+/// Byte-compiles what the install added, restoring from the bytecode cache the packages
+/// compiled before by the same interpreter from the same sources at the same paths (with
+/// `--no-cache` every package is compiled anew; the result is stored either way). Not used when
+/// the install replaced the interpreter.
 fn compile_cached(
     req: &DepsRequest,
     runner: &mut Runner,

@@ -47,9 +47,9 @@ pub enum InstallError {
     /// The plan has no dependency install.
     #[error("the build plan has no dependency install")]
     NoInstall,
-    /// An install run offline after the host's resolution installed something that resolution
-    /// did not name (or failed): [`crate::dependency_layer_prefetched`] runs it online instead,
-    /// so callers never see this.
+    /// An install run offline after the host's resolution failed, or installed a package at
+    /// another version than that resolution named (or one it did not name):
+    /// [`crate::dependency_layer_prefetched`] runs it online instead, so callers never see this.
     #[error("the offline install did not match the resolution made on this host")]
     OfflineMismatch,
     /// A cache directory or file operation failed.

@@ -45,6 +45,14 @@ impl Step {
         }
     }
 
+    /// The install run after this host resolved its requirements ([`crate::prefetch`]):
+    /// `--offline`, from the index data that resolution fetched a moment before.
+    pub fn offline_after_resolution(&self) -> Step {
+        let mut argv = self.argv.clone();
+        argv.push("--offline".into());
+        Step::new(argv)
+    }
+
     /// The offline attempt of an [`Step::offline_first`] uv step: `--offline` (uv reads the
     /// index pages and files from its cache, without revalidating them) and, for an install,
     /// `--no-build` (a lock's distribution that must be built is left to the online run, which
