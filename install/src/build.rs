@@ -19,7 +19,7 @@ use crate::request::{DepsLayer, DepsRequest, ProjectLayer, open_cache};
 use crate::roots::layer_root;
 use crate::runner::{Runner, Setup};
 use crate::steps::{self, PROJECT, WORK};
-use crate::uv::ensure_uv;
+use crate::uv::uv_for;
 
 /// Paths (relative to the root) that never go into the dependency layer: pyslip's own mounts,
 /// scratch space, and caches/logs the installers or Python may write.
@@ -188,18 +188,9 @@ impl Run<'_> {
             offline: prefetched,
         } = self;
         let cache_dir = cache.root();
-        let uv = if recipe.needs_uv {
-            Some(match req.uv_override {
-                Some(path) => fs_err::canonicalize(path).map_err(cache_err)?,
-                // uv runs on this host, whatever platform it installs for.
-                None => ensure_uv(
-                    cache_dir,
-                    &format!("linux/{}", platform::host_arch()),
-                    req.fetch,
-                )?,
-            })
-        } else {
-            None
+        let uv = match recipe.needs_uv {
+            true => Some(uv_for(req, cache_dir)?),
+            false => None,
         };
         let pass = PassThrough::from_host(&req.host_env);
         let secrets = pass.secrets();

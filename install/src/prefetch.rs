@@ -31,7 +31,7 @@ use crate::platform;
 use crate::request::DepsRequest;
 use crate::runner::Isolation;
 use crate::steps::{self, UV, UV_CONFIG, WORK};
-use crate::uv::ensure_uv;
+use crate::uv::uv_for;
 
 /// What the host's resolution named: package → version.
 #[derive(Debug, Clone)]
@@ -109,15 +109,7 @@ pub fn prefetch(req: &DepsRequest, python_version: &str) -> Option<Prefetched> {
     let (args, recipe) = unpinned_args(req)?;
     let cache = crate::request::open_cache(req.cache_dir).ok()?;
     let cache_dir = cache.root();
-    let uv = match req.uv_override {
-        Some(path) => fs_err::canonicalize(path).ok()?,
-        None => ensure_uv(
-            cache_dir,
-            &format!("linux/{}", platform::host_arch()),
-            req.fetch,
-        )
-        .ok()?,
-    };
+    let uv = uv_for(req, cache_dir).ok()?;
     let scratch = Scratch::new_in(&cache.tmp_dir(), "prefetch-").ok()?;
     let files = scratch.join("files");
     let (home, tmp) = (scratch.join("home"), scratch.join("tmp"));

@@ -57,6 +57,22 @@ pub trait Fetch: Sync + std::fmt::Debug {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// The uv a build of `req` runs on this host, whatever platform it installs for: `--uv PATH`
+/// (canonical), else the pinned one in the cache at `cache_dir` (downloaded when missing).
+pub(crate) fn uv_for(
+    req: &crate::request::DepsRequest,
+    cache_dir: &Path,
+) -> Result<PathBuf, InstallError> {
+    match req.uv_override {
+        Some(path) => fs_err::canonicalize(path).map_err(InstallError::Cache),
+        None => ensure_uv(
+            cache_dir,
+            &format!("linux/{}", crate::platform::host_arch()),
+            req.fetch,
+        ),
+    }
+}
+
 /// Returns the path of the pinned uv for `platform` (`linux/amd64`, `linux/arm64`), downloading
 /// it with `fetch` (which verifies the pinned sha256) and extracting it into
 /// `<cache_dir>/tools-v1` when it is not there yet.
