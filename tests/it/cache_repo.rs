@@ -280,6 +280,25 @@ fn get_manifest(repo: &str, tag: &str) -> Value {
     serde_json::from_str(&host("curl", &["-sf", "-H", accept, &url])).expect("manifest")
 }
 
+/// The tag and manifest of the dependency entry in the cache repository `repo`.
+fn deps_entry(repo: &str) -> (String, Value) {
+    let tag = tags(repo)
+        .into_iter()
+        .find(|t| t.starts_with("deps-"))
+        .expect("deps entry");
+    let manifest = get_manifest(repo, &tag);
+    (tag, manifest)
+}
+
+/// Puts `entry` back under `repo:tag` with its stated diff_id rewritten: mounting the layer
+/// cannot tell, a download does.
+fn put_with_a_wrong_diff_id(repo: &str, tag: &str, entry: &Value) {
+    let mut lying = entry.clone();
+    lying["annotations"]["dev.pyslip.cache.diff-id"] =
+        Value::from(format!("sha256:{}", "0".repeat(64)));
+    put_manifest(repo, tag, &lying);
+}
+
 /// A tampered entry is never used: one whose layer is not the blob its annotations name is
 /// refused on sight; one whose stated diff_id is wrong is caught when its blob is downloaded
 /// (a tarball output needs the bytes). Both builds install locally instead.
@@ -296,11 +315,7 @@ fn a_tampered_entry_is_detected_and_not_used() {
         &format!("{image}:a"),
         &flag,
     );
-    let entry_tag = tags(&cache_repo_path)
-        .into_iter()
-        .find(|t| t.starts_with("deps-"))
-        .expect("deps entry");
-    let genuine = get_manifest(&cache_repo_path, &entry_tag);
+    let (entry_tag, genuine) = deps_entry(&cache_repo_path);
 
     // The layer swapped for another blob of the repository (the empty config).
     let mut swapped = genuine.clone();
@@ -319,10 +334,7 @@ fn a_tampered_entry_is_detected_and_not_used() {
     );
 
     // The stated diff_id rewritten: mounting cannot tell, a download does.
-    let mut lying = genuine.clone();
-    lying["annotations"]["dev.pyslip.cache.diff-id"] =
-        Value::from(format!("sha256:{}", "0".repeat(64)));
-    put_manifest(&cache_repo_path, &entry_tag, &lying);
+    put_with_a_wrong_diff_id(&cache_repo_path, &entry_tag, &genuine);
     let c = Work::new();
     let tar = c.path().join("run").join("image.tar");
     let tar_arg = tar.to_str().expect("utf-8");
@@ -349,14 +361,8 @@ fn a_tampered_entry_below_collectstatic_is_installed_here_instead() {
     let image = format!("{}/{}", env().registry, unique_repo("tampered-django"));
     let a = Work::new();
     let (first, _) = build(&a, &a.app("django"), &format!("{image}:a"), &flag);
-    let entry_tag = tags(&cache_repo_path)
-        .into_iter()
-        .find(|t| t.starts_with("deps-"))
-        .expect("deps entry");
-    let mut lying = get_manifest(&cache_repo_path, &entry_tag);
-    lying["annotations"]["dev.pyslip.cache.diff-id"] =
-        Value::from(format!("sha256:{}", "0".repeat(64)));
-    put_manifest(&cache_repo_path, &entry_tag, &lying);
+    let (entry_tag, genuine) = deps_entry(&cache_repo_path);
+    put_with_a_wrong_diff_id(&cache_repo_path, &entry_tag, &genuine);
 
     // A static file changed: the static layer misses, the dependency entry hits.
     let b = Work::new();
