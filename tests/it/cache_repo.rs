@@ -5,16 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Container, Work, env, free_port, host, unique_repo};
-
-fn layer<'a>(report: &'a Value, origin: &str) -> &'a Value {
-    report["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .find(|l| l["origin"] == origin)
-        .unwrap_or_else(|| panic!("no {origin} layer: {report}"))
-}
+use crate::support::{Container, Work, env, free_port, host, layer, unique_repo};
 
 /// `pyslip build APP -t IMAGE --push --json EXTRA…` as the test user; the report and stderr.
 fn build(work: &Work, app: &Path, image: &str, extra: &[&str]) -> (Value, String) {

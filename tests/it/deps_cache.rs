@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Work, env, unique_repo};
+use crate::support::{Work, env, layer, unique_repo};
 
 fn build(
     work: &Work,
@@ -15,15 +15,6 @@ fn build(
         .build_with(app, &["-t", image, "--push", "--json"], envs)
         .ok();
     (run.json(), run.stderr)
-}
-
-fn layer<'a>(report: &'a Value, origin: &str) -> &'a Value {
-    report["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .find(|l| l["origin"] == origin)
-        .unwrap_or_else(|| panic!("no {origin} layer: {report}"))
 }
 
 /// Unchanged rebuild: the dependency layer is reused (no sandbox run) and the digest is the same.

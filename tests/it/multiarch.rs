@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Work, env, free_port, host, http_get, unique_repo};
+use crate::support::{Work, env, free_port, host, http_get, layer, unique_repo};
 
 /// The arm64 binfmt entry qemu-user-static registers.
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
@@ -143,13 +143,9 @@ fn platform_entry<'a>(report: &'a Value, platform: &str) -> &'a Value {
 
 /// The digest of the layer of `origin` in a platform's report entry.
 fn layer_digest(entry: &Value, origin: &str) -> String {
-    entry["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .find(|l| l["origin"] == origin)
-        .and_then(|l| l["digest"].as_str())
-        .unwrap_or_else(|| panic!("no {origin} layer in {entry}"))
+    layer(entry, origin)["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no digest of the {origin} layer in {entry}"))
         .to_owned()
 }
 

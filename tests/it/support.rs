@@ -599,3 +599,13 @@ pub fn cache_blobs(cache: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The layer of `--json` build report `report` whose origin is `origin` (`deps`, `app`, …).
+pub fn layer<'a>(report: &'a serde_json::Value, origin: &str) -> &'a serde_json::Value {
+    report["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .find(|l| l["origin"] == origin)
+        .unwrap_or_else(|| panic!("no {origin} layer: {report}"))
+}
